@@ -1,0 +1,69 @@
+"""Command line: ``affinitomo <verb> [options]``, one verb per pipeline stage.
+
+Each verb lives in ``affinitomo.cli.<verb>`` as a module with
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
+when their verb is called, so ``affinitomo --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from affinitomo import __version__
+from affinitomo.errors import InputError
+
+VERBS: dict[str, str] = {
+    "simulate": "Simulate a demo or template-based data set: tomograms, ground truth, templates.",
+    "extract": "Extract subtomograms at particle coordinates into a memory-mappable stack.",
+    "similarity": "Compute a protein-similarity matrix from templates, or validate a given CSV.",
+    "train": "Train an Affinity-VAE on labelled subtomograms and a similarity matrix.",
+    "encode": "Encode every subtomogram with a trained model: latent means, variances, poses.",
+    "embed": "Fit (or apply) a UMAP embedding of the latents.",
+    "cluster": "Cluster latents, classify known classes with an open-set 'unknown', write results.",
+    "view": "Open a results folder in napari.",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="affinitomo", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"affinitomo {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb, help_text in VERBS.items():
+        sub.add_parser(verb, help=help_text, description=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Find the verb, then build only its parser (imports happen lazily).
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    if verb not in VERBS:
+        args = parser.parse_args(argv)
+        parser.print_help()
+        return 0 if args.verb is None and not argv else 2
+    module = importlib.import_module(f"affinitomo.cli.{verb}")
+    verb_parser = argparse.ArgumentParser(prog=f"affinitomo {verb}", description=VERBS[verb])
+    verb_parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    module.add_arguments(verb_parser)
+    rest = argv[:]
+    rest.remove(verb)
+    args = verb_parser.parse_args(rest)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(module.run(args) or 0)
+    except InputError as exc:
+        logging.getLogger("affinitomo").error("%s", exc)
+        print(f"affinitomo {verb}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

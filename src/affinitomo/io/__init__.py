@@ -1,0 +1,6 @@
+"""File formats: volumes (MRC/TIFF), particle tables (STAR/CSV), atomic writes."""
+
+from affinitomo.io.atomic import atomic_path
+from affinitomo.io.volumes import open_volume, read_volume, write_volume
+
+__all__ = ["atomic_path", "open_volume", "read_volume", "write_volume"]

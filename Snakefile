@@ -1,0 +1,28 @@
+# affinitomo: cryo-ET subtomograms -> Affinity-VAE -> UMAP -> classes and poses.
+# Thin by design: configuration, validation, includes. Every rule calls one CLI verb.
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/similarity.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/encode.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/cluster.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,26 @@
+# The protein-similarity matrix: computed from template maps, or a given CSV validated.
+
+
+rule similarity:
+    input:
+        source=config["similarity"]["matrix"] or templates_dir(),
+        particles=RESULTS / "extract" / "particles.star",
+    output:
+        matrix=RESULTS / "similarity" / "matrix.csv",
+        plot=report(RESULTS / "similarity.png", caption="../report/similarity.rst", category="Similarity"),
+    log:
+        LOGS / "similarity.log",
+    params:
+        mode="--matrix" if config["similarity"]["matrix"] else "--templates",
+        score=config["similarity"]["score"],
+        resolution=config["similarity"]["resolution"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/affinitomo.yaml"
+    shell:
+        "affinitomo similarity {params.mode} {input.source} --classes-from {input.particles} "
+        "--score {params.score} --resolution {params.resolution} "
+        "--out {output.matrix} --plot {output.plot} > {log} 2>&1"

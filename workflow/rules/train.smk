@@ -1,0 +1,27 @@
+# Affinity-VAE training on the labelled subtomograms, with the similarity matrix as prior.
+
+
+rule train:
+    input:
+        stack=RESULTS / "extract" / "subtomos.npy",
+        particles=RESULTS / "extract" / "particles.star",
+        matrix=RESULTS / "similarity" / "matrix.csv",
+    output:
+        model=RESULTS / "train" / "model.pt",
+        log_csv=RESULTS / "train" / "training.csv",
+    log:
+        LOGS / "train.log",
+    params:
+        out=RESULTS / "train",
+        options=options("train"),
+        device=config["device"],
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../../envs/affinitomo.yaml"
+    shell:
+        "affinitomo train --stack {input.stack} --particles {input.particles} "
+        "--matrix {input.matrix} --out {params.out} --device {params.device} "
+        "--options {params.options:q} > {log} 2>&1"

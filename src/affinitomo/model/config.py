@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ROTATION_SIZES = {"6d": 6, "quaternion": 4}
 
@@ -26,7 +26,6 @@ class ModelConfig:
     decoder: str = "cnn"  # "cnn" or "rotation"
     rotation: str = "6d"  # "6d" or "quaternion" (rotation decoder only)
     output: str = "linear"  # decoder output: "linear" (MSE on standardised data) or "sigmoid"
-    extra: dict = field(default_factory=dict, repr=False)  # unused; keeps dataclass mutable-safe
 
     def level_filters(self) -> list[int]:
         """Channels at each encoder level."""

@@ -1,0 +1,270 @@
+"""Latents in, 2D UMAP embedding out.
+
+The UMAP is fitted on the labelled (training) particles' latent means and then
+applied (``transform``) to every other particle, so that later runs on new
+tomograms can reuse the same map (``umap.pkl``). With no labelled particles, or
+with ``fit_on="all"``, it is fitted on every particle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from affinitomo.errors import InputError
+from affinitomo.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+LATENT_KEYS = ("particle_id", "mu", "logvar", "pose")
+
+
+@dataclass
+class Latents:
+    """Contents of ``latents.npz``: one row per particle."""
+
+    particle_id: np.ndarray  # (N,) int
+    mu: np.ndarray  # (N, L) float
+    logvar: np.ndarray  # (N, L) float
+    pose: np.ndarray  # (N, P) float
+    rotation: np.ndarray | None = None  # (N, 3, 3) RELION-convention matrices, or None
+
+    def __len__(self) -> int:
+        return int(self.particle_id.shape[0])
+
+    def take(self, index: np.ndarray) -> "Latents":
+        """Rows ``index`` of every array."""
+        rot = None if self.rotation is None else self.rotation[index]
+        return Latents(self.particle_id[index], self.mu[index], self.logvar[index], self.pose[index], rot)
+
+
+def read_latents(path: str | Path) -> Latents:
+    """Read and check ``latents.npz`` (keys particle_id, mu, logvar, pose, optional rotation)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "file not found")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise InputError(path, None, f"a readable .npz archive ({exc})") from exc
+    with npz:
+        for key in LATENT_KEYS:
+            if key not in npz.files:
+                raise InputError(path, key, f"an array '{key}' (found {sorted(npz.files)})")
+        ids = np.asarray(npz["particle_id"])
+        mu = np.asarray(npz["mu"], dtype=np.float64)
+        logvar = np.asarray(npz["logvar"], dtype=np.float64)
+        pose = np.asarray(npz["pose"], dtype=np.float64)
+        rotation = np.asarray(npz["rotation"], dtype=np.float64) if "rotation" in npz.files else None
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise InputError(path, "particle_id", f"a 1-D integer array, got {ids.dtype} {ids.shape}")
+    n = ids.shape[0]
+    if n == 0:
+        raise InputError(path, "particle_id", "at least one particle")
+    if len(np.unique(ids)) != n:
+        raise InputError(path, "particle_id", "unique particle ids")
+    if mu.ndim != 2 or mu.shape[0] != n or mu.shape[1] < 1:
+        raise InputError(path, "mu", f"shape (N={n}, L>=1), got {mu.shape}")
+    if logvar.shape != mu.shape:
+        raise InputError(path, "logvar", f"the shape of mu {mu.shape}, got {logvar.shape}")
+    if pose.ndim == 1 and pose.shape[0] == n:
+        pose = pose[:, None]
+    if pose.ndim != 2 or pose.shape[0] != n:
+        raise InputError(path, "pose", f"shape (N={n}, P), got {pose.shape}")
+    if rotation is not None and rotation.shape != (n, 3, 3):
+        raise InputError(path, "rotation", f"shape (N={n}, 3, 3), got {rotation.shape}")
+    if not np.all(np.isfinite(mu)):
+        raise InputError(path, "mu", "finite values (found NaN or inf)")
+    return Latents(ids.astype(np.int64), mu, logvar, pose, rotation)
+
+
+def align_to_table(latents: Latents, table: pd.DataFrame, latents_path: Any = None,
+                   table_path: Any = None) -> Latents:
+    """Reorder ``latents`` to the rows of ``table`` (matched by ``afmParticleId``).
+
+    Every particle of the table must have latents; latents of particles not in
+    the table are an error too (a sign of mixing runs).
+    """
+    if "afmParticleId" not in table.columns:
+        raise InputError(table_path, "afmParticleId", "a particle id column (canonical particle table)")
+    table_ids = table["afmParticleId"].to_numpy().astype(np.int64)
+    pos = pd.Index(latents.particle_id).get_indexer(table_ids)
+    missing = table_ids[pos < 0]
+    if missing.size:
+        raise InputError(latents_path, "particle_id",
+                         f"latents for every particle of {table_path}; {missing.size} missing "
+                         f"(e.g. afmParticleId {missing[:5].tolist()})")
+    if len(latents) != len(table):
+        extra = np.setdiff1d(latents.particle_id, table_ids)
+        raise InputError(latents_path, "particle_id",
+                         f"only particles of {table_path}; {extra.size} ids are not in the table "
+                         f"(e.g. {extra[:5].tolist()})")
+    return latents.take(pos)
+
+
+def labelled_mask(table: pd.DataFrame) -> np.ndarray:
+    """True where ``afmClassName`` is a non-empty class name."""
+    if "afmClassName" not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    names = table["afmClassName"].fillna("").astype(str).str.strip()
+    return (names != "").to_numpy()
+
+
+@dataclass
+class EmbedOptions:
+    """UMAP settings. Defaults are umap-learn's own (n_neighbors=15, min_dist=0.1)."""
+
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    metric: str = "euclidean"
+    n_components: int = 2
+    fit_on: str = "labelled"  # "labelled" or "all"
+    seed: int = 0
+    max_fit: int = 50000  # fit on a random subset of at most this many particles (transform the rest)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: Any = None) -> "EmbedOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(source, unknown[0], f"an embed option, one of {sorted(known)}")
+        opts = cls(**values)
+        if opts.fit_on not in ("labelled", "all"):
+            raise InputError(source, "fit_on", "'labelled' or 'all'")
+        if opts.n_neighbors < 2:
+            raise InputError(source, "n_neighbors", "an integer >= 2")
+        if opts.max_fit < 3:
+            raise InputError(source, "max_fit", "an integer >= 3")
+        return opts
+
+
+def parse_options(text: str | None) -> dict[str, Any]:
+    """``--options``: an inline JSON object, or the path of a JSON file holding one."""
+    if not text:
+        return {}
+    source: Any = "--options"
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.exists():
+            raise InputError(path, None, "a JSON object or the path of a JSON file")
+        source, text = path, path.read_text()
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(source, None, f"valid JSON ({exc})") from exc
+    if not isinstance(values, dict):
+        raise InputError(source, None, "a JSON object of options")
+    return values
+
+
+def choose_fit_rows(labelled: np.ndarray, options: EmbedOptions) -> np.ndarray:
+    """Indices of the particles the UMAP is fitted on (labelled ones unless too few or asked)."""
+    n = labelled.shape[0]
+    rows = np.flatnonzero(labelled) if options.fit_on == "labelled" else np.arange(n)
+    if rows.size < 3:
+        if options.fit_on == "labelled":
+            log.info("only %d labelled particles: fitting the UMAP on all %d particles", rows.size, n)
+        rows = np.arange(n)
+    if rows.size > options.max_fit:
+        rng = np.random.default_rng(options.seed)
+        rows = np.sort(rng.choice(rows, options.max_fit, replace=False))
+    return rows
+
+
+def fit_embedding(mu: np.ndarray, fit_rows: np.ndarray, options: EmbedOptions) -> tuple[Any, np.ndarray]:
+    """Fit UMAP on ``mu[fit_rows]`` and transform the other rows. Returns (model, embedding (N, d))."""
+    import umap  # slow import (numba); only when needed
+
+    n_fit = int(fit_rows.size)
+    if n_fit < 3:
+        raise InputError(None, "mu", f"at least 3 particles to fit a UMAP, got {n_fit}")
+    n_neighbors = min(options.n_neighbors, n_fit - 1)
+    if n_neighbors != options.n_neighbors:
+        log.info("n_neighbors clipped from %d to %d (only %d fit particles)", options.n_neighbors,
+                 n_neighbors, n_fit)
+    # Spectral initialisation needs more points than components + 1; random init otherwise.
+    init = "spectral" if n_fit > options.n_components + 2 * n_neighbors else "random"
+    model = umap.UMAP(n_neighbors=n_neighbors, min_dist=options.min_dist, metric=options.metric,
+                      n_components=options.n_components, random_state=options.seed, init=init,
+                      transform_seed=options.seed)
+    x = np.ascontiguousarray(mu, dtype=np.float32)
+    log.info("fitting UMAP on %d of %d particles (n_neighbors=%d, min_dist=%g, metric=%s, seed=%d)",
+             n_fit, len(x), n_neighbors, options.min_dist, options.metric, options.seed)
+    embedding = np.empty((len(x), options.n_components), dtype=np.float32)
+    embedding[fit_rows] = model.fit_transform(x[fit_rows])
+    rest = np.setdiff1d(np.arange(len(x)), fit_rows)
+    if rest.size:
+        log.info("transforming the other %d particles", rest.size)
+        embedding[rest] = transform_in_batches(model, x[rest])
+    return model, embedding
+
+
+def transform_in_batches(model: Any, x: np.ndarray, batch: int = 20000) -> np.ndarray:
+    """``model.transform`` in batches (bounded memory) with a progress bar."""
+    from tqdm import tqdm
+
+    out = []
+    for start in tqdm(range(0, len(x), batch), desc="umap transform", unit="batch", disable=len(x) <= batch):
+        out.append(np.asarray(model.transform(x[start:start + batch]), dtype=np.float32))
+    return np.concatenate(out, axis=0)
+
+
+def write_embedding(path: str | Path, particle_id: np.ndarray, embedding: np.ndarray) -> Path:
+    """Write ``afmParticleId,UMAP0,UMAP1[,...]`` atomically."""
+    frame = pd.DataFrame({"afmParticleId": np.asarray(particle_id, dtype=np.int64)})
+    for d in range(embedding.shape[1]):
+        frame[f"UMAP{d}"] = embedding[:, d]
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    return Path(path)
+
+
+def read_embedding(path: str | Path) -> pd.DataFrame:
+    """Read ``embedding.csv``; checks the id and UMAP0/UMAP1 columns."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "file not found")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:
+        raise InputError(path, None, f"a readable CSV ({exc})") from exc
+    for col in ("afmParticleId", "UMAP0", "UMAP1"):
+        if col not in frame.columns:
+            raise InputError(path, col, "columns afmParticleId, UMAP0, UMAP1")
+    if not frame["afmParticleId"].is_unique:
+        raise InputError(path, "afmParticleId", "unique particle ids")
+    return frame
+
+
+def run_embed(latents_path: str | Path, particles_path: str | Path, out_dir: str | Path,
+              options: EmbedOptions | None = None) -> dict[str, Path]:
+    """The ``embed`` stage: read latents and table, fit/apply UMAP, write umap.pkl, embedding.csv."""
+    from affinitomo.io.particles import read_particles
+
+    options = options or EmbedOptions()
+    out_dir = Path(out_dir)
+    table = read_particles(particles_path)
+    latents = align_to_table(read_latents(latents_path), table, latents_path, particles_path)
+    fit_rows = choose_fit_rows(labelled_mask(table), options)
+    model, embedding = fit_embedding(latents.mu, fit_rows, options)
+    pkl = out_dir / "umap.pkl"
+    with atomic_path(pkl) as tmp:
+        with open(tmp, "wb") as fh:
+            pickle.dump({"model": model, "options": asdict(options), "n_fit": int(fit_rows.size)}, fh)
+    csv = write_embedding(out_dir / "embedding.csv", latents.particle_id, embedding)
+    log.info("wrote %s and %s", pkl, csv)
+    return {"umap": pkl, "embedding": csv}
+
+
+def load_umap(path: str | Path) -> Any:
+    """The fitted umap-learn model from ``umap.pkl`` (to transform new latents)."""
+    with open(path, "rb") as fh:
+        payload = pickle.load(fh)
+    return payload["model"] if isinstance(payload, dict) else payload

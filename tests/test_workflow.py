@@ -1,0 +1,73 @@
+"""The Snakemake workflow: config validation (fast) and the whole demo end to end (slow)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def write_config(tmp_path: Path, **overrides) -> Path:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            config.setdefault(key, {}).update(value)
+        else:
+            config[key] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_dry_run_of_default_config(tmp_path):
+    proc = snakemake(tmp_path, REPO / "config.yaml", "-n", "--cores", "1")
+    for rule in ("simulate_demo", "extract", "similarity", "train", "encode", "embed", "cluster"):
+        assert rule in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"bogus_key": 1}, "'bogus_key' was unexpected"),
+        ({"extract": {"box": "big"}}, "'big' is not of type 'integer'"),
+        ({"similarity": {"score": "pearson"}}, "'pearson' is not one of"),
+    ],
+)
+def test_bad_config_fails_at_once_with_clear_message(tmp_path, override, message):
+    config = write_config(tmp_path, **override)
+    proc = snakemake(tmp_path, config, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+
+
+def test_own_data_config_wires_given_files(tmp_path):
+    (tmp_path / "tomos").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "tomos" / f"{name}.mrc").write_bytes(b"")
+    (tmp_path / "picks.star").write_text("")
+    (tmp_path / "matrix.csv").write_text("")
+    config = write_config(
+        tmp_path,
+        data={"particles": "picks.star", "tomograms": ["tomos/a.mrc", "tomos/b.mrc"], "truth": None},
+        similarity={"matrix": "matrix.csv"},
+    )
+    proc = snakemake(tmp_path, config, "-n", "--cores", "1", "-p")
+    assert "simulate_demo" not in proc.stdout
+    assert "--particles picks.star --tomograms tomos/a.mrc tomos/b.mrc" in proc.stdout
+    assert "affinitomo similarity --matrix matrix.csv" in proc.stdout

@@ -15,7 +15,7 @@ def use_demo() -> bool:
 
 def demo_tomograms() -> list[str]:
     n = config["demo"]["n_tomograms"]
-    return [str(DEMO / "tomograms" / f"tomo_{i + 1:02d}.mrc") for i in range(n)]
+    return [str(DEMO / "tomograms" / f"tomo{i + 1:02d}.mrc") for i in range(n)]
 
 
 def tomograms() -> list[str]:

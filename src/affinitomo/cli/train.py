@@ -1,0 +1,37 @@
+"""``affinitomo train``: train an Affinity-VAE on labelled subtomograms and a similarity matrix."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, type=Path, help="subtomos.npy (N x B x B x B float32)")
+    parser.add_argument("--particles", required=True, type=Path, help="particle table; labels from afmClassName")
+    parser.add_argument("--matrix", required=True, type=Path, help="similarity matrix CSV (reference format)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder: model.pt, best.pt, training.csv, loss.png")
+    parser.add_argument("--options", default=None,
+                        help="training options as a JSON string or a YAML/JSON file (see TrainConfig)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/model.pt")
+    parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda or mps")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from affinitomo.train.config import parse_options
+    from affinitomo.train.data import SubtomoStack
+    from affinitomo.train.labels import load_training_data
+    from affinitomo.train.loop import TrainingDiverged, train
+
+    config = parse_options(args.options)
+    data = load_training_data(SubtomoStack(args.stack), args.particles, args.matrix)
+    try:
+        train(data, args.out, config, resume=args.resume, device=args.device, progress=not args.no_progress)
+    except TrainingDiverged as exc:
+        logging.getLogger(__name__).error("%s", exc)
+        print(f"affinitomo train: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

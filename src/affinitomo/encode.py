@@ -1,0 +1,101 @@
+"""Encode every subtomogram with a trained model, streaming the stack in batches."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from affinitomo.errors import InputError
+from affinitomo.io.atomic import atomic_path
+from affinitomo.model.checkpoint import load_checkpoint
+from affinitomo.model.vae import AffinityVAE
+from affinitomo.train.config import config_from_dict
+from affinitomo.train.data import SubtomoStack
+from affinitomo.train.device import autocast, pick_device
+
+log = logging.getLogger(__name__)
+
+
+def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[AffinityVAE, dict]:
+    """The model (eval mode) and checkpoint dict; InputError if the file is not ours."""
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    config = config_from_dict(ckpt["config"], str(checkpoint))
+    model = AffinityVAE(config.model, int(ckpt["box"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise InputError(checkpoint, "model", f"weights matching the stored config ({exc})") from None
+    model = model.to(device).eval()
+    if torch.device(device).type == "cpu":
+        model = model.to(memory_format=torch.channels_last_3d)
+    ckpt["train_config"] = config
+    return model, ckpt
+
+
+@torch.no_grad()
+def encode_stack(
+    model: AffinityVAE,
+    stack: SubtomoStack,
+    normalise: str,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """mu, logvar, pose (and rotation for explicit-rotation models) for every stack row."""
+    device = torch.device(device)
+    if stack.box != model.box:
+        raise InputError(stack.path, "shape", f"boxes of {model.box}^3 as the model was trained on, got {stack.box}^3")
+    n = len(stack)
+    latent, pose_size = model.config.latent_dims, model.config.pose_size()
+    out = {
+        "mu": np.empty((n, latent), np.float32),
+        "logvar": np.empty((n, latent), np.float32),
+        "pose": np.empty((n, pose_size), np.float32),
+    }
+    if model.has_rotation:
+        out["rotation"] = np.empty((n, 3, 3), np.float64)
+    for start in tqdm(range(0, n, batch_size), desc="encode", unit="batch", disable=not progress):
+        idx = np.arange(start, min(start + batch_size, n))
+        x = torch.from_numpy(stack.read(idx, normalise)).to(device)
+        if device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        with autocast(device):
+            mu, logvar, pose = model.encoder(x)
+        out["mu"][idx] = mu.float().cpu().numpy()
+        out["logvar"][idx] = logvar.float().cpu().numpy()
+        out["pose"][idx] = pose.float().cpu().numpy()
+        if model.has_rotation:
+            out["rotation"][idx] = model.rotation_matrices(pose.float()).double().cpu().numpy()
+    return out
+
+
+def encode(
+    checkpoint: str | Path,
+    stack_path: str | Path,
+    particle_ids: np.ndarray,
+    out: str | Path,
+    *,
+    batch_size: int = 256,
+    device: str = "auto",
+    progress: bool = True,
+) -> Path:
+    """Write ``latents.npz`` (particle_id, mu, logvar, pose[, rotation]) for a stack."""
+    model, ckpt = load_model(checkpoint, pick_device(device))  # checks the checkpoint before any work
+    stack = SubtomoStack(stack_path)
+    particle_ids = np.asarray(particle_ids)
+    if len(particle_ids) != len(stack):
+        raise InputError(stack_path, "rows", f"one row per particle of the table ({len(particle_ids)}), got {len(stack)}")
+    if batch_size < 1:
+        raise InputError("--batch-size", None, f"a positive integer, got {batch_size}")
+    dev = next(model.parameters()).device
+    arrays = encode_stack(model, stack, ckpt["train_config"].normalise, batch_size, dev, progress)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, particle_id=particle_ids.astype(np.int64), **arrays)
+    log.info("encoded %d particles -> %s", len(stack), out)
+    return out

@@ -1,0 +1,1 @@
+"""Training the Affinity-VAE: options, memory-mapped data, the loop, DDP helpers."""

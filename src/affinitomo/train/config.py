@@ -1,0 +1,189 @@
+"""All training options in one dataclass, parsed from a JSON string or a YAML/JSON file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from affinitomo.errors import InputError
+from affinitomo.model.config import ModelConfig
+from affinitomo.model.schedules import Schedule
+
+
+def _beta_default() -> Schedule:
+    return Schedule(kind="ramp", min=0.0, max=1.0, cycles=1, ratio=0.25)
+
+
+def _gamma_default() -> Schedule:
+    return Schedule(kind="flat", min=0.0, max=1.0, cycles=1, ratio=1.0)
+
+
+@dataclass
+class TrainConfig:
+    """Every training option, with its default.
+
+    Keys (nested dicts for ``model``, ``beta`` and ``gamma``; a bare number for ``beta`` or
+    ``gamma`` means a flat schedule at that value):
+
+    - ``model``: :class:`~affinitomo.model.config.ModelConfig` (depth 3, channels 32, filters
+      None, batch_norm True, latent_dims 8, pose_dims 1, decoder "cnn", rotation "6d",
+      output "linear").
+    - ``recon_loss``: "mse" (default; standardised real-valued data) or "bce" (needs
+      ``normalise: minmax`` and ``model.output: sigmoid``, set automatically).
+    - ``kl_reduction``: "mean" (over latent dims and batch, default) or "sum" (over dims,
+      mean over batch, as the reference).
+    - ``beta``: KL weight schedule; default a linear warm-up 0 -> 1 over the first quarter
+      of training (avoids posterior collapse early; a standard VAE practice).
+    - ``gamma``: affinity weight schedule; default flat 1 (the affinity term, in [0, 2], on
+      the same footing as the per-voxel reconstruction error of unit-variance data).
+    - ``epochs`` 20, ``batch_size`` 64, ``learning_rate`` 1e-3 (Adam), ``weight_decay`` 0.
+    - ``val_fraction`` 0.1 (random, from ``seed``), ``seed`` 0.
+    - ``augmentation``: "none" (default) or "rot90" (random proper 90-degree rotations; no
+      mirrors, which would change the hand of a protein).
+    - ``normalise``: "zscore" per particle (default; makes any data set's intensity scale
+      comparable), "minmax" per particle to [0, 1], or "none".
+    - ``checkpoint_every`` 5 epochs (model.pt; best.pt at every new best validation loss).
+    - ``semi_supervised`` False: when True unlabelled particles join training for
+      reconstruction + KL; the affinity term uses labelled pairs only.
+    - ``num_threads`` 0 (= all cores this process may use).
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    recon_loss: str = "mse"
+    kl_reduction: str = "mean"
+    beta: Schedule = field(default_factory=_beta_default)
+    gamma: Schedule = field(default_factory=_gamma_default)
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    augmentation: str = "none"
+    normalise: str = "zscore"
+    checkpoint_every: int = 5
+    semi_supervised: bool = False
+    num_threads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (for checkpoints and logs)."""
+        return asdict(self)
+
+    def threads(self) -> int:
+        """Number of CPU threads to use."""
+        if self.num_threads > 0:
+            return self.num_threads
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - non-Linux
+            return os.cpu_count() or 1
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, expected) for each invalid option."""
+        out = self.model.problems()
+        out += self.beta.problems("beta") + self.gamma.problems("gamma")
+        choices = {
+            "recon_loss": ("mse", "bce"),
+            "kl_reduction": ("mean", "sum"),
+            "augmentation": ("none", "rot90"),
+            "normalise": ("zscore", "minmax", "none"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                out.append((name, f"one of {', '.join(allowed)}; got {getattr(self, name)!r}"))
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "checkpoint_every": self.checkpoint_every}
+        for name, value in positive.items():
+            if value < 1:
+                out.append((name, f"an integer >= 1, got {value}"))
+        if self.learning_rate <= 0:
+            out.append(("learning_rate", f"a positive number, got {self.learning_rate}"))
+        if not 0 <= self.val_fraction < 1:
+            out.append(("val_fraction", f"a number in [0, 1), got {self.val_fraction}"))
+        if self.recon_loss == "bce" and self.normalise == "zscore":
+            out.append(("normalise", "'minmax' or 'none' (data in [0, 1]) with recon_loss 'bce'"))
+        return out
+
+
+def _build(cls: type, values: Any, prefix: str, source: str) -> Any:
+    """Instantiate dataclass ``cls`` from a dict, rejecting unknown keys and wrong types."""
+    if not isinstance(values, dict):
+        raise InputError(source, prefix or None, f"a mapping of options, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    defaults = cls()
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            raise InputError(source, name, f"a known option; known: {', '.join(sorted(fields))}")
+        default = getattr(defaults, key)
+        if dataclasses.is_dataclass(default):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(default, Schedule):
+                value = {"kind": "flat", "max": float(value)}
+            kwargs[key] = _build(type(default), value, name, source)
+            continue
+        kwargs[key] = _coerce(value, default, name, source)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, name: str, source: str) -> Any:
+    """Check ``value`` has the type of ``default`` (ints accepted for floats)."""
+    if default is None:  # model.filters
+        if value is None:
+            return None
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return value
+        raise InputError(source, name, f"a list of integers, got {value!r}")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    raise InputError(source, name, f"a {type(default).__name__}, got {value!r}")
+
+
+def config_from_dict(values: dict[str, Any] | None, source: str = "options") -> TrainConfig:
+    """Validated :class:`TrainConfig` from a (possibly partial) nested dict."""
+    config = _build(TrainConfig, values or {}, "", source)
+    if config.recon_loss == "bce":
+        if config.normalise == "zscore" and "normalise" not in (values or {}):
+            config.normalise = "minmax"
+        config.model.output = "sigmoid"
+    problems = config.problems()
+    if problems:
+        name, expected = problems[0]
+        raise InputError(source, name, expected)
+    return config
+
+
+def parse_options(text: str | None) -> TrainConfig:
+    """Options from a JSON string, or from a YAML/JSON file path; None -> defaults."""
+    if text is None or not text.strip():
+        return config_from_dict({})
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            values = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise InputError("--options", None, f"valid JSON ({exc.msg} at char {exc.pos})") from None
+        return config_from_dict(values, "--options")
+    path = Path(text)
+    if not path.is_file():
+        raise InputError(path, None, "an options file (YAML or JSON), or a JSON string starting with '{'")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(path, None, f"valid YAML ({exc})") from None
+    return config_from_dict(values, str(path))

@@ -1,0 +1,116 @@
+"""Benchmark the napari review with many particles in one tomogram.
+
+Measures, with N particles (default 100 000) in one 64x1024x1024 tomogram:
+load (read the results folder, add image + points layers, build the widget and
+its scatter), lasso select (a programmatic polygon over about half the particles,
+pushed to the points layer), viewer -> scatter selection, recolour (assign the
+selection to a new class: table, layer features, face colours, scatter) and a
+canvas redraw. Run under a display: ``xvfb-run -a python benchmarks/bench_napari.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def timed(label: str, func, results: dict, repeat: int = 1):
+    best, value = np.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        value = func()
+        best = min(best, time.perf_counter() - start)
+    results[label] = round(best, 3)
+    print(f"{label:38s} {best:8.3f} s", flush=True)
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--particles", type=int, default=100_000)
+    parser.add_argument("--shape", type=int, nargs=3, default=(64, 1024, 1024), metavar=("Z", "Y", "X"))
+    parser.add_argument("--json", type=Path, default=None, help="also write the timings here")
+    parser.add_argument("--screenshot", type=Path, default=None, help="save a screenshot of the window (PNG)")
+    args = parser.parse_args()
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from affinitomo.napari.demo import write_demo_results
+    from affinitomo.napari.session import load_session
+    from affinitomo.napari.viewer import show_session
+
+    results: dict[str, float] = {"particles": args.particles}
+    with tempfile.TemporaryDirectory(prefix="affinitomo-bench-") as tmp:
+        folder = timed("write synthetic results (not UI)", lambda: write_demo_results(
+            tmp, n_particles=args.particles, shape=tuple(args.shape), render=False), results)
+        viewer = napari.Viewer(show=True)
+        viewer.window._qt_window.resize(1400, 900)
+
+        def load():
+            widget = show_session(viewer, load_session(folder))
+            QApplication.processEvents()
+            widget.canvas.draw()
+            return widget
+
+        widget = timed("load (table, layers, widget, scatter)", load, results)
+        layer = widget.points_layers[0]
+        xy = widget._view_xy
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        t = np.linspace(0, 2 * np.pi, 60)
+        polygon = (lo + hi) / 2 + np.c_[np.cos(t), np.sin(t)] * (hi - lo) / 3
+
+        def lasso():
+            rows = widget.select_polygon(polygon)
+            widget.canvas.draw()
+            QApplication.processEvents()
+            return rows
+
+        rows = timed("lasso select (scatter -> viewer)", lasso, results, repeat=3)
+        results["lasso_selected"] = int(len(rows))
+        print(f"  selected {len(rows)} particles")
+        small = xy[0] + np.c_[np.cos(t), np.sin(t)] * (hi - lo) / 25  # around one particle, inside a cluster
+        small_rows = timed("lasso select, small polygon", lambda: (widget.select_polygon(small), widget.canvas.draw(),
+                                                                  QApplication.processEvents())[0], results, repeat=3)
+        results["small_lasso_selected"] = int(len(small_rows))
+        print(f"  selected {len(small_rows)} particles (napari selection set: {len(layer.selected_data)})")
+        subset = set(range(0, len(layer.data), 3))
+
+        def from_viewer():
+            layer.selected_data = subset
+            widget.canvas.draw()
+            QApplication.processEvents()
+
+        timed("select in viewer (viewer -> scatter)", from_viewer, results, repeat=3)
+        widget.select_rows(rows)
+
+        def recolour():
+            widget.assign_selected("bench_class")
+            widget.canvas.draw()
+            QApplication.processEvents()
+
+        timed("recolour (assign class to selection)", recolour, results, repeat=3)
+        timed("canvas redraw (screenshot)", lambda: viewer.screenshot(canvas_only=True, flash=False), results, 3)
+
+        def density():
+            widget.density.setChecked(not widget.density.isChecked())
+            widget.canvas.draw()
+
+        timed("toggle density view", density, results, repeat=2)
+        if args.screenshot:
+            from imageio.v3 import imwrite
+
+            widget.select_polygon(polygon)
+            imwrite(args.screenshot, viewer.screenshot(canvas_only=False, flash=False))
+        viewer.close()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""``affinitomo extract``: particle table + tomograms -> subtomogram stack + table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from affinitomo.extract import extract_subtomograms, find_tomograms, tomogram_shapes
+from affinitomo.io.particles import read_particles
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--particles", required=True, type=Path, metavar="FILE",
+                        help="particle table: RELION 4/5 STAR, CSV (x,y,z[,class][,tomo]) or copick picks JSON")
+    parser.add_argument("--tomograms", required=True, nargs="+", metavar="PATH",
+                        help="tomogram files or folders (.mrc, .rec, .map, .tif); names = file stems")
+    parser.add_argument("--box", type=int, default=32, help="box size in output voxels (default 32)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--pixel-size", type=float, default=None,
+                        help="Å per tomogram pixel where neither header nor table gives one (TIFF, CSV, copick)")
+    parser.add_argument("--binning", type=int, default=1, help="block-average binning factor (default 1)")
+    parser.add_argument("--no-normalise", dest="normalise", action="store_false",
+                        help="keep raw values (default: zero mean, unit std per subtomogram)")
+    parser.add_argument("--invert", action="store_true", help="negate the contrast (dark protein -> bright)")
+    parser.add_argument("--mask-radius", type=float, default=None,
+                        help="spherical mask radius in output voxels (statistics inside it, zero outside)")
+    parser.add_argument("--edge", choices=["pad", "skip"], default="pad",
+                        help="particles whose box reaches past an edge: pad with the mean, or skip (default pad)")
+
+
+def run(args: argparse.Namespace) -> int:
+    tomograms = find_tomograms(args.tomograms)
+    default = next(iter(tomograms)) if len(tomograms) == 1 else None
+    table = read_particles(
+        args.particles, pixel_size=args.pixel_size, tomogram_shapes=tomogram_shapes(tomograms), default_tomo=default
+    )
+    log.info("read %d particles from %s (%s)", len(table), args.particles, table.attrs.get("source", {}).get("format"))
+    extract_subtomograms(
+        table, tomograms, args.box, args.out, binning=args.binning, normalise=args.normalise, invert=args.invert,
+        mask_radius=args.mask_radius, edge=args.edge, pixel_size=args.pixel_size,
+    )
+    return 0

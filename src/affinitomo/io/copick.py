@@ -1,0 +1,84 @@
+"""copick picks (JSON) -> particle rows.
+
+A copick picks file holds ``pickable_object_name``, ``run_name`` and a list
+``points``, each with ``location`` ``{"x", "y", "z"}`` in Å from the tomogram
+origin (voxel i centred at i * voxel_size, so ``x_px = x_Å / pixel_size``) and an
+optional 4x4 ``transformation_``. Assumption, stated: the upper-left 3x3 block is
+the matrix that rotates the reference into the particle, acting on (x, y, z)
+(the same A as :mod:`affinitomo.geometry`), and the last column a shift in Å
+added to the location.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from affinitomo.errors import InputError
+from affinitomo.geometry import matrix_to_euler
+
+
+def read_copick_picks(path: str | Path, *, pixel_size: float | None, default_tomo: str | None = None) -> pd.DataFrame:
+    """Rows of a copick picks file: pixel coordinates, RELION angles, class name.
+
+    Returns a table with ``rlnCoordinateX/Y/Z`` (pixels), ``rlnAngleRot/Tilt/Psi``,
+    ``afmClassName`` (the pickable object), ``rlnTomoName`` (the run name, else
+    ``default_tomo``), ``afmPixelSize`` and the source columns
+    ``afmCopickX/Y/ZAngst``, ``afmCopickScore``, ``afmCopickInstance``.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, None, f"a readable copick picks JSON file ({exc})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("points"), list):
+        raise InputError(path, "points", "a copick picks JSON object with a 'points' list")
+    if pixel_size is None or not np.isfinite(pixel_size) or pixel_size <= 0:
+        raise InputError(path, "location", "a pixel size (--pixel-size) to convert copick Å locations to pixels")
+    points = doc["points"]
+    locations = np.empty((len(points), 3))
+    matrices = np.tile(np.eye(4), (len(points), 1, 1))
+    scores, instances = [], []
+    for i, point in enumerate(points):
+        try:
+            loc = point["location"]
+            locations[i] = [float(loc[k]) if loc[k] is not None else np.nan for k in ("x", "y", "z")]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(path, f"points[{i}].location", "an object with numeric x, y, z (Å)") from exc
+        transform = point.get("transformation_")
+        if transform is not None:
+            m = np.asarray(transform, dtype=float)
+            if m.shape != (4, 4) or not np.all(np.isfinite(m)):
+                raise InputError(path, f"points[{i}].transformation_", "a finite 4x4 matrix")
+            matrices[i] = m
+        scores.append(float(point.get("score", 1.0) if point.get("score") is not None else np.nan))
+        instances.append(int(point.get("instance_id", 0) or 0))
+    angstrom = locations + matrices[:, :3, 3]
+    with warnings.catch_warnings():  # gimbal lock (e.g. identity) is fine: scipy sets psi to 0
+        warnings.simplefilter("ignore", UserWarning)
+        angles = matrix_to_euler(matrices[:, :3, :3]) if len(points) else np.empty((0, 3))
+    tomo = doc.get("run_name") or default_tomo
+    df = pd.DataFrame(
+        {
+            "rlnCoordinateX": angstrom[:, 0] / pixel_size,
+            "rlnCoordinateY": angstrom[:, 1] / pixel_size,
+            "rlnCoordinateZ": angstrom[:, 2] / pixel_size,
+            "rlnAngleRot": angles[:, 0],
+            "rlnAngleTilt": angles[:, 1],
+            "rlnAnglePsi": angles[:, 2],
+            "afmClassName": str(doc.get("pickable_object_name") or ""),
+            "afmPixelSize": float(pixel_size),
+            "afmCopickXAngst": locations[:, 0],
+            "afmCopickYAngst": locations[:, 1],
+            "afmCopickZAngst": locations[:, 2],
+            "afmCopickScore": scores,
+            "afmCopickInstance": instances,
+        }
+    )
+    if tomo is not None:
+        df.insert(0, "rlnTomoName", str(tomo))
+    return df

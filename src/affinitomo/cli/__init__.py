@@ -16,9 +16,11 @@ from affinitomo import __version__
 from affinitomo.errors import InputError
 
 VERBS: dict[str, str] = {
+    "pick": "Pick particles in tomograms without a reference (band-pass + difference of Gaussians).",
     "simulate": "Simulate a demo or template-based data set: tomograms, ground truth, templates.",
     "extract": "Extract subtomograms at particle coordinates into a memory-mappable stack.",
     "similarity": "Compute a protein-similarity matrix from templates, or validate a given CSV.",
+    "match": "Classify particles by template matching (baseline): best template, score and pose.",
     "train": "Train an Affinity-VAE on labelled subtomograms and a similarity matrix.",
     "encode": "Encode every subtomogram with a trained model: latent means, variances, poses.",
     "embed": "Fit (or apply) a UMAP embedding of the latents.",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,7 @@ def fit_embedding(mu: np.ndarray, fit_rows: np.ndarray, options: EmbedOptions) -
     init = "spectral" if n_fit > options.n_components + 2 * n_neighbors else "random"
     model = umap.UMAP(n_neighbors=n_neighbors, min_dist=options.min_dist, metric=options.metric,
                       n_components=options.n_components, random_state=options.seed, init=init,
-                      transform_seed=options.seed)
+                      transform_seed=options.seed, n_jobs=1)  # seeded UMAP is single-threaded
     x = np.ascontiguousarray(mu, dtype=np.float32)
     log.info("fitting UMAP on %d of %d particles (n_neighbors=%d, min_dist=%g, metric=%s, seed=%d)",
              n_fit, len(x), n_neighbors, options.min_dist, options.metric, options.seed)
@@ -257,7 +257,7 @@ def run_embed(latents_path: str | Path, particles_path: str | Path, out_dir: str
     pkl = out_dir / "umap.pkl"
     with atomic_path(pkl) as tmp:
         with open(tmp, "wb") as fh:
-            pickle.dump({"model": model, "options": asdict(options), "n_fit": int(fit_rows.size)}, fh)
+            pickle.dump(model, fh)  # the contract: a plain fitted umap-learn model
     csv = write_embedding(out_dir / "embedding.csv", latents.particle_id, embedding)
     log.info("wrote %s and %s", pkl, csv)
     return {"umap": pkl, "embedding": csv}
@@ -266,5 +266,4 @@ def run_embed(latents_path: str | Path, particles_path: str | Path, out_dir: str
 def load_umap(path: str | Path) -> Any:
     """The fitted umap-learn model from ``umap.pkl`` (to transform new latents)."""
     with open(path, "rb") as fh:
-        payload = pickle.load(fh)
-    return payload["model"] if isinstance(payload, dict) else payload
+        return pickle.load(fh)

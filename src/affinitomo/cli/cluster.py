@@ -1,0 +1,31 @@
+"""``affinitomo cluster``: cluster latents, classify with an open-set 'unknown', write the results folder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latents", required=True, help="latents.npz from 'affinitomo encode'")
+    parser.add_argument("--embedding", required=True, help="embedding.csv from 'affinitomo embed'")
+    parser.add_argument("--particles", required=True, help="the extracted particle table (STAR)")
+    parser.add_argument("--out", required=True, help="results folder")
+    parser.add_argument("--truth", default=None, help="ground-truth table (same ids): writes metrics.json")
+    parser.add_argument("--matrix", default=None, help="similarity matrix CSV: gives the class order")
+    parser.add_argument("--training-log", default=None, help="training.csv: plotted as loss.png")
+    parser.add_argument("--stack", default=None, help="subtomos.npy: writes averages/<class>.mrc")
+    parser.add_argument("--options", default=None,
+                        help="JSON object (inline or a file). Clustering: method (hdbscan|kmeans|gmm), space "
+                             "(latent|umap), standardize, min_cluster_size, min_samples, n_clusters, k_max, "
+                             "covariance_type, max_fit, seed. Classifier: classifier (knn|logistic), "
+                             "n_neighbors, C, open_set, quantile, folds")
+
+
+def run(args: argparse.Namespace) -> int:
+    from affinitomo.cluster.pipeline import StageOptions, run_cluster
+    from affinitomo.embed import parse_options
+
+    options = StageOptions.from_dict(parse_options(args.options), source="--options")
+    run_cluster(args.latents, args.embedding, args.particles, args.out, truth_path=args.truth,
+                matrix_path=args.matrix, training_log=args.training_log, stack_path=args.stack, options=options)
+    return 0

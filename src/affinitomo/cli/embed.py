@@ -1,0 +1,22 @@
+"""``affinitomo embed``: fit a UMAP on the labelled particles' latents, apply it to all."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latents", required=True, help="latents.npz from 'affinitomo encode'")
+    parser.add_argument("--particles", required=True, help="the extracted particle table (STAR)")
+    parser.add_argument("--out", required=True, help="output folder for umap.pkl and embedding.csv")
+    parser.add_argument("--options", default=None,
+                        help="JSON object (inline or a file): n_neighbors, min_dist, metric, n_components, "
+                             "fit_on ('labelled'|'all'), seed, max_fit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from affinitomo.embed import EmbedOptions, parse_options, run_embed
+
+    options = EmbedOptions.from_dict(parse_options(args.options), source="--options")
+    run_embed(args.latents, args.particles, args.out, options)
+    return 0

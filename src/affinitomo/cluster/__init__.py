@@ -1,0 +1,12 @@
+"""Clustering, open-set classification and the results folder (the ``cluster`` stage).
+
+- :mod:`~affinitomo.cluster.clustering`: HDBSCAN, k-means, GMM with k by BIC;
+- :mod:`~affinitomo.cluster.classify`: kNN / logistic classifier with a calibrated 'unknown';
+- :mod:`~affinitomo.cluster.results`: class numbering and the files of the results folder;
+- :mod:`~affinitomo.cluster.averages`: class averages streamed from the subtomogram stack;
+- :mod:`~affinitomo.cluster.pipeline`: :func:`run_cluster`, the whole stage.
+"""
+
+from affinitomo.cluster.pipeline import StageOptions, run_cluster
+
+__all__ = ["StageOptions", "run_cluster"]

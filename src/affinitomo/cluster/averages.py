@@ -1,0 +1,78 @@
+"""Class averages: the mean subtomogram of each group, streamed from the extracted stack.
+
+With rotations (from the model's explicit pose) each subtomogram is first rotated by the
+inverse pose, A^T, into the class's common (reference) frame; otherwise it is averaged as
+extracted. Row i of the stack holds the particle at position i of the extracted table.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from affinitomo.errors import InputError
+from affinitomo.geometry import rotate_volume
+from affinitomo.io.volumes import write_volume
+
+log = logging.getLogger(__name__)
+
+
+def open_stack(path: str | Path, n_rows: int) -> np.ndarray:
+    """Memory-map ``subtomos.npy`` and check it holds ``n_rows`` cubic boxes."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "file not found")
+    try:
+        stack = np.load(path, mmap_mode="r")
+    except Exception as exc:
+        raise InputError(path, None, f"a .npy stack readable with np.load ({exc})") from exc
+    if stack.ndim != 4 or not (stack.shape[1] == stack.shape[2] == stack.shape[3]):
+        raise InputError(path, "shape", f"(N, B, B, B) subtomograms, got {stack.shape}")
+    if stack.shape[0] != n_rows:
+        raise InputError(path, "shape", f"{n_rows} subtomograms (one per table row), got {stack.shape[0]}")
+    return stack
+
+
+def class_averages(stack: np.ndarray, groups: np.ndarray, rotations: np.ndarray | None = None,
+                   chunk: int = 256) -> dict[int, tuple[np.ndarray, int]]:
+    """Mean volume per group id (ids < 1 skipped), reading the stack in row order, chunk by chunk."""
+    from tqdm import tqdm
+
+    groups = np.asarray(groups, dtype=np.int64)
+    box = stack.shape[1:]
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = {}
+    wanted = np.flatnonzero(groups > 0)
+    for start in tqdm(range(0, wanted.size, chunk), desc="class averages", unit="chunk",
+                      disable=wanted.size <= chunk):
+        rows = wanted[start:start + chunk]
+        data = np.asarray(stack[rows], dtype=np.float32)
+        for row, vol in zip(rows, data):
+            if rotations is not None:
+                vol = rotate_volume(vol, rotations[row].T)
+            g = int(groups[row])
+            if g not in sums:
+                sums[g] = np.zeros(box, dtype=np.float64)
+                counts[g] = 0
+            sums[g] += vol
+            counts[g] += 1
+    return {g: ((sums[g] / counts[g]).astype(np.float32), counts[g]) for g in sums}
+
+
+def write_averages(out_dir: Path, stack_path: str | Path, numbers: np.ndarray, names: dict[int, str],
+                   rotations: np.ndarray | None, voxel_size: float | None) -> list[Path]:
+    """Write ``out_dir/averages/<name>.mrc`` for every numbered group."""
+    from affinitomo.cluster.results import safe_name
+
+    stack = open_stack(stack_path, len(numbers))
+    averages = class_averages(stack, numbers, rotations)
+    folder = out_dir / "averages"
+    paths = []
+    for g, (mean, n) in sorted(averages.items()):
+        path = folder / f"{safe_name(names[g])}.mrc"
+        write_volume(path, mean, voxel_size)
+        log.info("average of %d particles -> %s", n, path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,118 @@
+"""Clustering methods and the open-set classifier on synthetic latents."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from affinitomo.cluster.classify import (ClassifyOptions, OpenSetClassifier, conformal_threshold,
+                                         stratified_folds)
+from affinitomo.cluster.clustering import ClusterOptions, cluster_points, relabel_by_size
+from affinitomo.errors import InputError
+from synthetic_latents import HELD_OUT, KNOWN, make_blobs
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return make_blobs(n=600, seed=3)
+
+
+@pytest.mark.parametrize("method", ["hdbscan", "kmeans", "gmm"])
+def test_methods_recover_blobs(blobs, method):
+    labels, info = cluster_points(blobs.mu, ClusterOptions(method=method, k_max=6))
+    assert adjusted_rand_score(blobs.true_class.astype(str), labels) > 0.85
+    assert info["n_clusters"] >= 3
+    if method == "gmm":
+        assert info["k"] == 4 and min(info["bic_by_k"], key=info["bic_by_k"].get) == 4
+    if method == "kmeans":
+        assert info["k"] == 4
+
+
+def test_given_k_and_standardize(blobs):
+    labels, info = cluster_points(blobs.mu, ClusterOptions(method="kmeans", n_clusters=2, standardize=True))
+    assert info["k"] == 2 and set(labels.tolist()) == {0, 1}
+
+
+def test_relabel_by_size_orders_ids():
+    out = relabel_by_size(np.array([5, 5, -1, 2, 2, 2, 9]))
+    assert out.tolist() == [1, 1, -1, 0, 0, 0, 2]
+
+
+def test_tiny_input_is_one_cluster():
+    labels, info = cluster_points(np.zeros((2, 3)))
+    assert labels.tolist() == [0, 0] and info["n_clusters"] == 1
+
+
+@pytest.mark.parametrize("bad", [{"method": "dbscan"}, {"space": "pca"}, {"min_cluster_size": 0},
+                                 {"nonsense": 1}])
+def test_bad_cluster_options(bad):
+    with pytest.raises(InputError):
+        ClusterOptions.from_dict(bad, source="opts.json")
+
+
+@pytest.mark.parametrize("classifier", ["knn", "logistic"])
+def test_open_set_flags_held_out_class(blobs, classifier):
+    lab = blobs.table["afmClassName"].to_numpy().astype(str) != ""
+    clf = OpenSetClassifier(ClassifyOptions(classifier=classifier)).fit(blobs.mu[lab], blobs.true_class[lab])
+    pred = clf.predict(blobs.mu[~lab])
+    truth = blobs.true_class[~lab].astype(str)
+    novel = truth == HELD_OUT
+    assert pred.unknown[novel].mean() > 0.9
+    assert pred.unknown[~novel].mean() < 0.05
+    assert np.mean(pred.label[~novel & ~pred.unknown] == truth[~novel & ~pred.unknown]) > 0.95
+    assert np.all((pred.confidence >= 0) & (pred.confidence <= 1))
+    assert set(clf.classes_) == set(KNOWN)
+    assert clf.calibration_["n_calibration"] == lab.sum()
+
+
+def test_open_set_disabled_and_single_class(blobs):
+    x = blobs.mu[:50]
+    y = np.array(["only"] * 50)
+    clf = OpenSetClassifier(ClassifyOptions(open_set=False)).fit(x, y)
+    pred = clf.predict(blobs.mu)
+    assert not pred.unknown.any() and set(pred.label) == {"only"} and math.isinf(clf.threshold_)
+
+
+def test_conformal_threshold():
+    scores = np.arange(1, 200, dtype=float)  # 199 scores
+    t, rule = conformal_threshold(scores, 0.99)
+    assert t == 198.0 and "conformal" in rule  # ceil(200 * 0.99) = 198
+    t, rule = conformal_threshold(np.array([3.0, 1.0, 2.0]), 0.99)
+    assert t == 3.0 and "largest" in rule
+    assert math.isinf(conformal_threshold(np.empty(0), 0.99)[0])
+
+
+def test_stratified_folds_balanced_and_singletons_kept():
+    y = np.array(["a"] * 10 + ["b"] * 7 + ["c"])
+    fold = stratified_folds(y, 5, seed=0)
+    assert fold[-1] == -1
+    for c in "ab":
+        counts = np.bincount(fold[y == c], minlength=5)
+        assert counts.max() - counts.min() <= 1
+
+
+def test_calibrated_false_unknown_rate_generalises():
+    """Known classes drawn afresh: the fraction called unknown stays near 1 - q."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(scale=5, size=(5, 8))
+    y = np.repeat(np.arange(5), 200)
+    x = centres[y] + rng.normal(size=(1000, 8)) * rng.uniform(0.5, 1.5, size=(1, 8))
+    clf = OpenSetClassifier(ClassifyOptions(quantile=0.95)).fit(x, y.astype(str))
+    y_new = rng.integers(0, 5, 5000)
+    x_new = centres[y_new] + rng.normal(size=(5000, 8)) * 1.0
+    rate = clf.predict(x_new).unknown.mean()
+    assert rate < 0.15
+
+
+def test_fit_without_labels_is_input_error():
+    with pytest.raises(InputError):
+        OpenSetClassifier().fit(np.empty((0, 4)), np.empty(0, dtype=str))
+
+
+@pytest.mark.parametrize("bad", [{"classifier": "svm"}, {"quantile": 1.0}, {"folds": 1}, {"what": 2}])
+def test_bad_classify_options(bad):
+    with pytest.raises(InputError):
+        ClassifyOptions.from_dict(bad)

@@ -1,0 +1,133 @@
+"""latents.npz reading, table alignment, and the UMAP embed stage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from affinitomo.embed import (EmbedOptions, align_to_table, choose_fit_rows, labelled_mask, load_umap,
+                              parse_options, read_embedding, read_latents, run_embed)
+from affinitomo.errors import InputError
+from synthetic_latents import make_blobs, write_inputs
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def _good(n=5, l=3):
+    return {"particle_id": np.arange(n), "mu": np.zeros((n, l)), "logvar": np.zeros((n, l)),
+            "pose": np.zeros((n, 2))}
+
+
+def test_read_latents_ok_with_rotation(tmp_path):
+    arrays = _good() | {"rotation": np.tile(np.eye(3), (5, 1, 1))}
+    lat = read_latents(_npz(tmp_path / "l.npz", **arrays))
+    assert lat.mu.shape == (5, 3) and lat.rotation.shape == (5, 3, 3) and len(lat) == 5
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"mu": None}, "mu"),
+    ({"logvar": np.zeros((5, 2))}, "logvar"),
+    ({"particle_id": np.array([0, 1, 1, 2, 3])}, "particle_id"),
+    ({"particle_id": np.arange(5.0)}, "particle_id"),
+    ({"rotation": np.zeros((5, 3))}, "rotation"),
+    ({"mu": np.full((5, 3), np.nan)}, "mu"),
+])
+def test_read_latents_bad(tmp_path, change, field):
+    arrays = _good() | change
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    with pytest.raises(InputError) as err:
+        read_latents(_npz(tmp_path / "l.npz", **arrays))
+    assert err.value.field == field and "l.npz" in str(err.value)
+
+
+def test_read_latents_missing_and_not_npz(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_latents(tmp_path / "none.npz")
+    (tmp_path / "x.npz").write_text("not a zip")
+    with pytest.raises(InputError):
+        read_latents(tmp_path / "x.npz")
+
+
+def test_align_reorders_and_rejects_mismatch(tmp_path):
+    lat = read_latents(_npz(tmp_path / "l.npz", **(_good() | {"mu": np.arange(15.0).reshape(5, 3)})))
+    table = pd.DataFrame({"afmParticleId": [3, 0, 4, 1, 2]})
+    aligned = align_to_table(lat, table)
+    assert aligned.particle_id.tolist() == [3, 0, 4, 1, 2] and aligned.mu[0, 0] == 9.0
+    with pytest.raises(InputError, match="missing"):
+        align_to_table(lat, pd.DataFrame({"afmParticleId": [0, 1, 99]}), "l.npz", "p.star")
+    with pytest.raises(InputError, match="not in the table"):
+        align_to_table(lat, pd.DataFrame({"afmParticleId": [0, 1]}), "l.npz", "p.star")
+    with pytest.raises(InputError) as err:
+        align_to_table(lat, pd.DataFrame({"x": [0]}), "l.npz", "p.star")
+    assert err.value.field == "afmParticleId"
+
+
+def test_choose_fit_rows():
+    lab = np.array([True, False, True, True, False, False])
+    assert choose_fit_rows(lab, EmbedOptions()).tolist() == [0, 2, 3]
+    assert choose_fit_rows(lab, EmbedOptions(fit_on="all")).tolist() == list(range(6))
+    assert choose_fit_rows(np.array([True, False, False, False]), EmbedOptions()).tolist() == [0, 1, 2, 3]
+    assert len(choose_fit_rows(np.ones(100, bool), EmbedOptions(max_fit=10))) == 10
+    assert labelled_mask(pd.DataFrame({"afmClassName": ["a", "", " ", None]})).tolist() == [True, False,
+                                                                                           False, False]
+
+
+def test_parse_options(tmp_path):
+    assert parse_options(None) == {}
+    assert parse_options('{"n_neighbors": 5}') == {"n_neighbors": 5}
+    f = tmp_path / "o.json"
+    f.write_text(json.dumps({"min_dist": 0.3}))
+    assert parse_options(str(f)) == {"min_dist": 0.3}
+    with pytest.raises(InputError):
+        parse_options("{bad json")
+    with pytest.raises(InputError):
+        parse_options("[1, 2]")
+    with pytest.raises(InputError):
+        EmbedOptions.from_dict({"n_neighbours": 5})
+    with pytest.raises(InputError):
+        EmbedOptions.from_dict({"fit_on": "some"})
+
+
+def test_run_embed_fit_on_labelled_then_transform(tmp_path):
+    syn = make_blobs(n=150, seed=1)
+    paths = write_inputs(tmp_path / "in", syn, matrix=False)
+    out = run_embed(paths["latents"], paths["particles"], tmp_path / "a", EmbedOptions(seed=4))
+    emb = read_embedding(out["embedding"])
+    assert emb["afmParticleId"].tolist() == syn.table["afmParticleId"].tolist()
+    assert np.isfinite(emb[["UMAP0", "UMAP1"]].to_numpy()).all()
+    model = load_umap(out["umap"])
+    assert model.transform(syn.mu[:3].astype(np.float32)).shape == (3, 2)
+    again = run_embed(paths["latents"], paths["particles"], tmp_path / "b", EmbedOptions(seed=4))
+    np.testing.assert_allclose(read_embedding(again["embedding"])[["UMAP0", "UMAP1"]], emb[["UMAP0", "UMAP1"]],
+                               atol=1e-4)
+
+
+def test_run_embed_small_set_clips_neighbours(tmp_path):
+    syn = make_blobs(n=8, labelled_fraction=0.0, seed=2)
+    syn.table.loc[:2, "afmClassName"] = "alpha"  # three labelled: n_neighbors 15 -> 2
+    paths = write_inputs(tmp_path / "in", syn, matrix=False)
+    out = run_embed(paths["latents"], paths["particles"], tmp_path / "o", EmbedOptions())
+    assert len(read_embedding(out["embedding"])) == 8
+
+
+def test_run_embed_bad_input_leaves_nothing(tmp_path):
+    syn = make_blobs(n=30, seed=0)
+    paths = write_inputs(tmp_path / "in", syn, matrix=False)
+    np.savez(paths["latents"], particle_id=np.arange(30) + 10_000, mu=syn.mu, logvar=syn.mu, pose=syn.mu[:, :1])
+    with pytest.raises(InputError):
+        run_embed(paths["latents"], paths["particles"], tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_read_embedding_bad(tmp_path):
+    f = tmp_path / "e.csv"
+    f.write_text("afmParticleId,UMAP0\n1,0.5\n")
+    with pytest.raises(InputError) as err:
+        read_embedding(f)
+    assert err.value.field == "UMAP1"

@@ -1,0 +1,176 @@
+"""The cluster stage end to end: results folder contents, numbering, metrics, bad inputs, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from affinitomo.cli import main
+from affinitomo.cluster import StageOptions, run_cluster
+from affinitomo.cluster.results import class_numbers
+from affinitomo.errors import InputError
+from affinitomo.io.particles import read_particles, write_particles
+from synthetic_latents import HELD_OUT, KNOWN, make_blobs, write_inputs
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return make_blobs(n=400, seed=5)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, synthetic):
+    """One full run with truth, matrix and a small stack."""
+    folder = tmp_path_factory.mktemp("run")
+    paths = write_inputs(folder / "in", synthetic)
+    stack = np.random.default_rng(0).normal(size=(len(synthetic.mu), 8, 8, 8)).astype(np.float32)
+    np.save(folder / "in" / "subtomos.npy", stack)
+    summary = run_cluster(paths["latents"], paths["embedding"], paths["particles"], folder / "out",
+                          truth_path=paths["truth"], matrix_path=paths["matrix"],
+                          stack_path=folder / "in" / "subtomos.npy")
+    return folder / "out", summary, paths
+
+
+def test_class_numbers_rules():
+    assigned = np.array(["b", "unknown", "unknown", "a", "unknown", "unknown"])
+    clusters = np.array([0, 3, 1, 2, 3, -1])
+    numbers, classes = class_numbers(["b", "a", "c"], assigned, clusters, trained=["a", "b"])
+    assert numbers.tolist() == [1, 4, 5, 2, 4, 0]
+    assert classes["name"].tolist() == ["b", "a", "c", "unknown_c3", "unknown_c1", "unknown"]
+    assert classes["known"].tolist() == [1, 1, 0, 0, 0, 0]
+    assert classes["count"].tolist() == [1, 1, 0, 2, 1, 1]
+
+
+def test_results_folder_contents(finished):
+    out, _, _ = finished
+    for name in ["particles.star", "classes.csv", "metrics.json", "umap.png", "umap_cluster.png",
+                 "umap_tomogram.png", "umap_truth.png", "confusion.png"]:
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.rglob(".*.tmp*")), "temporary files left behind"
+
+
+def test_particles_star_is_relion_readable(finished, synthetic):
+    out, _, _ = finished
+    raw = starfile.read(out / "particles.star")
+    assert set(raw) == {"optics", "particles"}
+    df = read_particles(out / "particles.star")
+    for col in ["afmClassName", "rlnClassNumber", "afmClusterId", "afmConfidence", "afmUMAP0", "afmUMAP1",
+                "afmLabelled", "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]:
+        assert col in df.columns, col
+    assert df["afmParticleId"].tolist() == synthetic.table["afmParticleId"].tolist()
+    labelled = synthetic.table["afmClassName"].to_numpy() != ""
+    assert (df["afmLabelled"].to_numpy() == labelled).all()
+    assert (df.loc[labelled, "afmClassName"].to_numpy() == synthetic.table.loc[labelled, "afmClassName"]).all()
+    from affinitomo.geometry import euler_to_matrix, angular_distance
+
+    back = euler_to_matrix(df["rlnAngleRot"], df["rlnAngleTilt"], df["rlnAnglePsi"])
+    assert np.max(angular_distance(back, synthetic.rotation)) < 0.01
+
+
+def test_numbering_follows_matrix_and_unknown_groups(finished):
+    out, _, paths = finished
+    from affinitomo.similarity.matrix_io import read_similarity
+
+    names, _ = read_similarity(paths["matrix"])
+    classes = pd.read_csv(out / "classes.csv")
+    assert classes["name"].tolist()[: len(names)] == names
+    assert classes.loc[classes["name"] == HELD_OUT, "known"].item() == 0  # in the matrix, never labelled
+    df = read_particles(out / "particles.star")
+    unk = df[df["afmClassName"] == "unknown"]
+    assert (unk["rlnClassNumber"] > len(names)).sum() + (unk["rlnClassNumber"] == 0).sum() == len(unk)
+    for row in classes.itertuples():
+        star = out / "classes" / f"{row.name}.star"
+        if row.number > 0 and row.count > 0:
+            assert len(read_particles(star)) == row.count
+        else:
+            assert not star.exists()
+    assert sorted(p.stem for p in (out / "averages").glob("*.mrc")) == sorted(
+        classes.loc[(classes["number"] > 0) & (classes["count"] > 0), "name"])
+
+
+def test_metrics(finished):
+    out, _, _ = finished
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["f1_macro"] > 0.9 and m["ari"] > 0.8 and m["nmi"] > 0.8
+    assert m["f1_macro_classes"] == sorted(KNOWN, key=[HELD_OUT, *KNOWN[::-1]].index)
+    assert m["n_evaluated"] + m["n_labelled"] == 400
+    fate = m["fates"][HELD_OUT]
+    assert fate["held_out"] and fate["assigned"]["unknown"] > 0.85
+    assert m["open_set"]["threshold"] > 0 and "rule" in m["open_set"]
+    assert m["pose_error"]["median_deg"] < 10
+    assert {"counts", "rows", "columns"} <= set(m["confusion"])
+    assert m["silhouette"] is not None
+
+
+def test_no_labels_every_particle_unknown(tmp_path, synthetic):
+    syn = make_blobs(n=200, labelled_fraction=0.0, seed=8)
+    paths = write_inputs(tmp_path / "in", syn, with_rotation=False, matrix=False)
+    summary = run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "out",
+                          options=StageOptions.from_dict({"method": "gmm", "k_max": 6}))
+    df = read_particles(tmp_path / "out" / "particles.star")
+    assert (df["afmClassName"] == "unknown").all() and summary["n_unknown"] == 200
+    assert df["rlnClassNumber"].nunique() >= 3
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def _assert_empty(folder):
+    assert not folder.exists() or not any(folder.rglob("*")), list(folder.rglob("*"))
+
+
+def test_bad_inputs_write_nothing(tmp_path, synthetic):
+    paths = write_inputs(tmp_path / "in", synthetic)
+    out = tmp_path / "out"
+    # latents for other particles
+    lat = dict(np.load(paths["latents"]))
+    lat["particle_id"] = lat["particle_id"] + 1
+    np.savez(tmp_path / "in" / "other.npz", **lat)
+    with pytest.raises(InputError, match="particle_id"):
+        run_cluster(tmp_path / "in" / "other.npz", paths["embedding"], paths["particles"], out)
+    # embedding missing a particle
+    emb = pd.read_csv(paths["embedding"]).iloc[1:]
+    emb.to_csv(tmp_path / "in" / "short.csv", index=False)
+    with pytest.raises(InputError, match="embedding"):
+        run_cluster(paths["latents"], tmp_path / "in" / "short.csv", paths["particles"], out)
+    # a label that is not in the matrix
+    table = synthetic.table.copy()
+    table.loc[0, "afmClassName"] = "zeta"
+    write_particles(tmp_path / "in" / "zeta.star", table)
+    with pytest.raises(InputError) as err:
+        run_cluster(paths["latents"], paths["embedding"], tmp_path / "in" / "zeta.star", out,
+                    matrix_path=paths["matrix"])
+    assert err.value.field == "afmClassName"
+    # truth with unrelated ids
+    truth = synthetic.truth.copy()
+    truth["afmParticleId"] = truth["afmParticleId"] + 100_000
+    write_particles(tmp_path / "in" / "truth_other.star", truth)
+    with pytest.raises(InputError):
+        run_cluster(paths["latents"], paths["embedding"], paths["particles"], out,
+                    truth_path=tmp_path / "in" / "truth_other.star")
+    # stack with the wrong number of rows
+    np.save(tmp_path / "in" / "stack.npy", np.zeros((3, 4, 4, 4), np.float32))
+    with pytest.raises(InputError, match="subtomograms"):
+        from affinitomo.cluster.averages import open_stack
+
+        open_stack(tmp_path / "in" / "stack.npy", len(synthetic.mu))
+    _assert_empty(out)
+
+
+def test_cli_cluster(tmp_path, synthetic, capsys):
+    paths = write_inputs(tmp_path / "in", synthetic, matrix=False)
+    args = ["cluster", "--latents", str(paths["latents"]), "--embedding", str(paths["embedding"]),
+            "--particles", str(paths["particles"]), "--out", str(tmp_path / "out"), "--truth", str(paths["truth"]),
+            "--options", '{"method": "kmeans", "n_clusters": 4, "classifier": "logistic", "seed": 3}']
+    log = tmp_path / "training.csv"
+    log.write_text("epoch,train_total,train_recon,train_kl,train_affinity,beta,gamma\n"
+                   "0,3,2,0.5,0.5,1,1\n1,2,1.5,0.3,0.2,1,1\n")
+    assert main(args + ["--training-log", str(log)]) == 0
+    assert (tmp_path / "out" / "loss.png").stat().st_size > 0
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["options"]["cluster"]["method"] == "kmeans" and m["options"]["classify"]["classifier"] == "logistic"
+    bad = args[:-1] + ['{"method": "kmeans", "classifierr": "logistic"}']
+    assert main(bad) == 2
+    assert "classifierr" in capsys.readouterr().err

@@ -1,0 +1,51 @@
+"""``affinitomo pick``: reference-free particle picking (DoG blobs) in tomograms -> STAR table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from affinitomo.pick.blobs import DEFAULT_THRESHOLD, MIN_DISTANCE_FACTOR
+
+    parser.add_argument("--tomograms", required=True, nargs="+", type=Path, help="tomograms (MRC or TIFF); rlnTomoName = file stem")
+    parser.add_argument("--diameter", required=True, type=float, help="particle diameter in Å")
+    parser.add_argument("--out", required=True, type=Path, help="particle table to write (STAR)")
+    parser.add_argument("--pixel-size", type=float, default=None, help="Å per pixel (default: the MRC header)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help=f"robust z-score of the band-passed response, in background standard deviations (default {DEFAULT_THRESHOLD:g})")
+    parser.add_argument("--min-distance", type=float, default=None,
+                        help=f"minimum distance between picks in pixels (default {MIN_DISTANCE_FACTOR:g} diameters)")
+    parser.add_argument("--max-count", type=int, default=None, help="at most this many picks per tomogram, best first")
+    parser.add_argument("--edge-margin", type=int, default=None, help="pixels kept free at the tomogram's faces (default: the particle radius)")
+    parser.add_argument("--polarity", choices=["bright", "dark"], default="bright",
+                        help="protein density bright (as simulated; default) or dark (most raw reconstructions)")
+    parser.add_argument("--slab", type=int, default=64, help="planes per slab (memory only, not results; default 64)")
+    parser.add_argument("--bin", type=int, default=None, help="block-average factor (default: particle spans >= 6 binned pixels)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from affinitomo.io.particles import write_particles
+    from affinitomo.pick import pick_tomograms
+
+    table = pick_tomograms(
+        args.tomograms,
+        diameter_A=args.diameter,
+        pixel_size=args.pixel_size,
+        threshold=args.threshold,
+        min_distance=args.min_distance,
+        max_count=args.max_count,
+        edge_margin=args.edge_margin,
+        slab=args.slab,
+        polarity=args.polarity,
+        bin=args.bin,
+        progress=not args.no_progress,
+    )
+    write_particles(args.out, table)
+    log.info("wrote %d picks from %d tomograms to %s", len(table), table["rlnTomoName"].nunique(), args.out)
+    return 0

@@ -1,9 +1,15 @@
-"""``affinitomo simulate demo|templates``: simulated tomograms with ground truth.
+"""``affinitomo simulate demo|templates|particles``: simulated data with ground truth.
 
 ``demo``: the embedded pseudo-protein demo (no downloads).
 ``templates``: tomograms from a folder of template maps, through a tilt series with CTF.
 Both write DIR/tomograms/<tomo>.mrc, DIR/truth.star, DIR/particles.star,
 DIR/templates/<class>.mrc, DIR/classes.csv and DIR/simulation.json.
+``particles``: labelled training subtomograms from template maps, imaged like the
+tomograms (DIR/subtomos.npy, DIR/particles.star, DIR/truth.star, DIR/simulation.json).
+
+The imaging options (tilts, CTF, contrast, noise) are defined once, by
+:func:`add_imaging_arguments`, and read back by :func:`imaging_from_args`; other
+verbs that need to describe the imaging of tomograms reuse both.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import argparse
 import logging
 import sys
 
+from affinitomo.errors import InputError
 from affinitomo.simulate.demo import DEMO_BOX, DEMO_PER_CLASS, DEMO_SHAPE, DEMO_TOMOGRAMS, DEMO_VOXEL_SIZE
 from affinitomo.simulate.imaging import DEFAULT_SNR, Imaging
 from affinitomo.simulate.phantoms import DEFAULT_HELD_OUT
@@ -19,15 +26,10 @@ from affinitomo.simulate.phantoms import DEFAULT_HELD_OUT
 log = logging.getLogger(__name__)
 
 
-def _common(p: argparse.ArgumentParser, *, per_class: int | None, shape: tuple[int, int, int] | None, n_tomograms: int, imaging: str, contrast: str, held_out: list[str]) -> None:
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same data")
-    p.add_argument("--n-tomograms", type=int, default=n_tomograms, help=f"number of tomograms (default {n_tomograms})")
-    p.add_argument("--per-class", type=int, default=per_class, required=per_class is None, help="particles of each class per tomogram")
-    p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=shape, required=shape is None, help="tomogram size in voxels")
-    p.add_argument("--held-out", nargs="*", default=held_out, metavar="NAME", help="classes placed in the tomograms but given no template and no labels")
-    p.add_argument("--labelled-fraction", type=float, default=0.5, help="fraction of each known class labelled in particles.star (default 0.5)")
-    p.add_argument("--snr", type=float, default=DEFAULT_SNR, help=f"var(signal)/var(noise) in the particle boxes of the tomogram; 0 = no noise (default {DEFAULT_SNR})")
+def add_imaging_arguments(p: argparse.ArgumentParser, *, imaging: str = "tiltseries", contrast: str = "dark", snr: bool = True) -> None:
+    """Options describing how tomograms are imaged (read back by :func:`imaging_from_args`)."""
+    if snr:
+        p.add_argument("--snr", type=float, default=DEFAULT_SNR, help=f"var(signal)/var(noise) in the particle boxes; 0 = no noise (default {DEFAULT_SNR})")
     p.add_argument("--imaging", choices=["wedge", "tiltseries"], default=imaging, help=f"Fourier missing-wedge mask, or tilt series + CTF + WBP (default {imaging})")
     p.add_argument("--tilt-min", type=float, default=-60.0, help="lowest tilt, degrees about Y (default -60)")
     p.add_argument("--tilt-max", type=float, default=60.0, help="highest tilt, degrees (default 60)")
@@ -40,6 +42,55 @@ def _common(p: argparse.ArgumentParser, *, per_class: int | None, shape: tuple[i
     p.add_argument("--phase-flip", action="store_true", help="phase-flip the projections (CTF correction) before reconstruction")
     p.add_argument("--no-ctf", action="store_true", help="no CTF on the projections")
     p.add_argument("--contrast", choices=["bright", "dark"], default=contrast, help=f"protein bright (positive) or dark (x -1, like real data); default {contrast}")
+
+
+def imaging_from_args(args: argparse.Namespace, snr: float | None = None) -> Imaging:
+    """The :class:`Imaging` of options added by :func:`add_imaging_arguments` (``snr`` overrides ``--snr``)."""
+    return Imaging(
+        mode=args.imaging,
+        tilt_min=args.tilt_min,
+        tilt_max=args.tilt_max,
+        tilt_step=args.tilt_step,
+        snr=snr if snr is not None else getattr(args, "snr", DEFAULT_SNR),
+        noise=args.noise,
+        ctf=not args.no_ctf,
+        defocus_um=args.defocus_um,
+        voltage_kv=args.voltage_kv,
+        cs_mm=args.cs_mm,
+        amplitude_contrast=args.amplitude_contrast,
+        phase_flip=args.phase_flip,
+        contrast=args.contrast,
+    )
+
+
+def _common(p: argparse.ArgumentParser, *, per_class: int | None, shape: tuple[int, int, int] | None, n_tomograms: int, imaging: str, contrast: str, held_out: list[str]) -> None:
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same data")
+    p.add_argument("--n-tomograms", type=int, default=n_tomograms, help=f"number of tomograms (default {n_tomograms})")
+    p.add_argument("--per-class", type=int, default=per_class, required=per_class is None, help="particles of each class per tomogram")
+    p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=shape, required=shape is None, help="tomogram size in voxels")
+    p.add_argument("--held-out", nargs="*", default=held_out, metavar="NAME", help="classes placed in the tomograms but given no template and no labels")
+    p.add_argument("--labelled-fraction", type=float, default=0.5, help="fraction of each known class labelled in particles.star (default 0.5)")
+    add_imaging_arguments(p, imaging=imaging, contrast=contrast)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _particles_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--templates", required=True, help="folder of template maps (.mrc), protein density positive")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--per-class", type=int, default=300, help="particles of each class (default 300)")
+    p.add_argument("--box", type=int, default=32, help="box size in voxels, as extracted (default 32)")
+    p.add_argument("--voxel-size", type=float, default=None, help="Å per voxel of the subtomograms (default: the templates' header voxel size)")
+    p.add_argument("--template-voxel-size", type=float, default=None, help="Å per voxel of the maps when their headers lack it")
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument("--snr", type=float, default=None, help=f"var(signal)/var(noise) in the particle boxes; 0 = no noise (default {DEFAULT_SNR})")
+    noise.add_argument("--snr-from", metavar="STACK.npy", default=None, help="estimate the SNR from extracted subtomograms (affinitomo extract's subtomos.npy)")
+    p.add_argument("--radius", type=float, default=None, help="with --snr-from: particle radius in voxels; noise is measured outside it (default box/2: the corners)")
+    add_imaging_arguments(p, imaging="tiltseries", contrast="dark", snr=False)
+    p.add_argument("--no-normalise", dest="normalise", action="store_false", help="as extract: keep raw values (default: zero mean, unit std per subtomogram)")
+    p.add_argument("--invert", action="store_true", help="as extract: negate the contrast (dark protein -> bright)")
+    p.add_argument("--mask-radius", type=float, default=None, help="as extract: spherical mask radius in voxels for normalisation")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same data")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -54,27 +105,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(tpl, per_class=None, shape=None, n_tomograms=1, imaging="tiltseries", contrast="dark", held_out=[])
     tpl.add_argument("--voxel-size", type=float, default=10.0, help="Å per voxel of the tomograms (default 10)")
     tpl.add_argument("--template-voxel-size", type=float, default=None, help="Å per voxel of the maps when their headers lack it")
-
-
-def _imaging(args: argparse.Namespace) -> Imaging:
-    return Imaging(
-        mode=args.imaging,
-        tilt_min=args.tilt_min,
-        tilt_max=args.tilt_max,
-        tilt_step=args.tilt_step,
-        snr=args.snr,
-        noise=args.noise,
-        ctf=not args.no_ctf,
-        defocus_um=args.defocus_um,
-        voltage_kv=args.voltage_kv,
-        cs_mm=args.cs_mm,
-        amplitude_contrast=args.amplitude_contrast,
-        phase_flip=args.phase_flip,
-        contrast=args.contrast,
+    par = sub.add_parser(
+        "particles",
+        help="labelled training subtomograms from template maps, imaged like the tomograms",
+        description="Subtomograms of every template at random poses, with the tomograms' missing wedge, CTF, noise colour and SNR, normalised as extract.",
     )
+    _particles_arguments(par)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.source == "particles":
+        return _run_particles(args)
     common = dict(
         seed=args.seed,
         n_tomograms=args.n_tomograms,
@@ -83,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         held_out=tuple(args.held_out or ()),
         labelled_fraction=args.labelled_fraction,
         voxel_size=args.voxel_size,
-        imaging=_imaging(args),
+        imaging=imaging_from_args(args),
         progress=not args.no_progress and sys.stderr.isatty(),
     )
     if args.source == "demo":
@@ -97,3 +138,49 @@ def run(args: argparse.Namespace) -> int:
     n = sum(t["n_particles"] for t in summary["tomograms"])
     log.info("wrote %d tomograms, %d particles (%d labelled) to %s in %.1f s", summary["n_tomograms"], n, summary["n_labelled"], args.out, summary["seconds"])
     return 0
+
+
+def _run_particles(args: argparse.Namespace) -> int:
+    from affinitomo.simulate.particles import simulate_particles
+    from affinitomo.simulate.snr import estimate_snr
+    from affinitomo.simulate.templates import templates_voxel_size
+
+    snr = args.snr
+    if args.snr_from is not None:
+        stack = _open_stack(args.snr_from)
+        try:
+            snr = estimate_snr(stack, args.radius)
+        except InputError as exc:
+            raise InputError(args.snr_from, exc.field, exc.expected) from None
+        log.info("SNR estimated from %s (%d subtomograms, radius %s): %.4g", args.snr_from, len(stack), args.radius or "box/2", snr)
+    elif args.radius is not None:
+        log.warning("--radius is used only with --snr-from; ignored")
+    voxel_size = args.voxel_size if args.voxel_size is not None else templates_voxel_size(args.templates, args.template_voxel_size)
+    table = simulate_particles(
+        args.templates,
+        args.out,
+        per_class=args.per_class,
+        box=args.box,
+        voxel_size=voxel_size,
+        imaging=imaging_from_args(args, snr=DEFAULT_SNR if snr is None else snr),
+        seed=args.seed,
+        normalise=args.normalise,
+        invert=args.invert,
+        mask_radius=args.mask_radius,
+        template_voxel_size=args.template_voxel_size,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    log.info("wrote %d simulated subtomograms of %d classes to %s", len(table), table["afmClassName"].nunique(), args.out)
+    return 0
+
+
+def _open_stack(path: str):
+    """A subtomogram stack ``.npy`` as a memory map, or :class:`InputError`."""
+    import numpy as np
+
+    try:
+        return np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise InputError(path, None, "file not found") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(path, None, f"a .npy stack of subtomograms (N, B, B, B): {exc}") from None

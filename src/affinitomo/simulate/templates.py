@@ -10,7 +10,7 @@ import numpy as np
 from scipy.ndimage import affine_transform, gaussian_filter
 
 from affinitomo.errors import InputError
-from affinitomo.io.volumes import MRC_SUFFIXES, read_volume
+from affinitomo.io.volumes import MRC_SUFFIXES, open_volume, read_volume
 from affinitomo.simulate.dataset import SimClass, simulate_dataset
 from affinitomo.simulate.imaging import Imaging
 from affinitomo.simulate.tomogram import paste
@@ -49,6 +49,34 @@ def resample(volume: np.ndarray, voxel_size_in: float, voxel_size_out: float) ->
     return affine_transform(volume, np.full(3, factor), offset=offset, output_shape=(n_out,) * 3, order=3, mode="constant", output=np.float32)
 
 
+def template_files(folder: str | Path) -> list[Path]:
+    """The MRC maps in ``folder``, sorted; :class:`InputError` when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, None, "a folder of template maps (.mrc)")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MRC_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise InputError(folder, None, f"at least one template map ({', '.join(sorted(MRC_SUFFIXES))})")
+    return files
+
+
+def templates_voxel_size(folder: str | Path, template_voxel_size: float | None = None) -> float:
+    """The voxel size (Å) the maps in ``folder`` share, from their headers (or ``template_voxel_size``)."""
+    if template_voxel_size is not None:
+        return float(template_voxel_size)
+    sizes = {}
+    for path in template_files(folder):
+        data, vs = open_volume(path)
+        del data
+        if vs is None:
+            raise InputError(path, "voxel size", "a voxel size in the MRC header, or a voxel size given explicitly (--voxel-size)")
+        sizes[path.name] = float(vs)
+    values = sorted(set(round(v, 4) for v in sizes.values()))
+    if len(values) > 1:
+        raise InputError(folder, "voxel size", f"one voxel size for all maps, or one given explicitly (--voxel-size); headers say {sizes}")
+    return values[0]
+
+
 def load_templates(
     folder: str | Path, voxel_size: float, *, template_voxel_size: float | None = None
 ) -> dict[str, np.ndarray]:
@@ -57,12 +85,7 @@ def load_templates(
     The maps' voxel size comes from their headers, or ``template_voxel_size`` when
     given. Protein density must be positive (bright).
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(folder, None, "a folder of template maps (.mrc)")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MRC_SUFFIXES and not p.name.startswith("."))
-    if not files:
-        raise InputError(folder, None, f"at least one template map ({', '.join(sorted(MRC_SUFFIXES))})")
+    files = template_files(folder)
     out: dict[str, np.ndarray] = {}
     for path in files:
         data, vs = read_volume(path, template_voxel_size)

@@ -45,6 +45,47 @@ def optional_flag(flag: str, value) -> str:
     return "" if value is None else f"{flag} {value}"
 
 
+def use_simulated() -> bool:
+    """Train on particles simulated from the templates too (needs templates)."""
+    return config["training_data"]["simulated_per_class"] > 0 and templates_dir() is not None
+
+
+def training_sources() -> dict[str, list[str]]:
+    """Stacks and tables that train the model: the extracted particles, and simulated ones."""
+    dirs = [RESULTS / "extract"] + ([RESULTS / "simulated"] if use_simulated() else [])
+    return {
+        "stacks": [str(d / "subtomos.npy") for d in dirs],
+        "tables": [str(d / "particles.star") for d in dirs],
+    }
+
+
+def training_source_flags(wildcards, input) -> str:
+    return " ".join(f"--stack {s} --particles {p}" for s, p in zip(input.stacks, input.tables))
+
+
+def snr_option() -> str:
+    snr = config["training_data"]["snr"]
+    return f"--snr-from {RESULTS / 'extract' / 'subtomos.npy'}" if snr is None else f"--snr {snr}"
+
+
+def imaging_options() -> str:
+    """The tomograms' imaging, as `affinitomo simulate` options."""
+    im = config["imaging"]
+    flags = [
+        f"--imaging {im['model']}",
+        f"--tilt-min {im['tilt_min']} --tilt-max {im['tilt_max']} --tilt-step {im['tilt_step']}",
+        f"--contrast {im['contrast']}",
+    ]
+    if im["ctf"]:
+        flags.append(
+            f"--defocus-um {im['defocus_um']} --voltage-kv {im['voltage_kv']} "
+            f"--cs-mm {im['cs_mm']} --amplitude-contrast {im['amplitude_contrast']}"
+        )
+    else:
+        flags.append("--no-ctf")
+    return " ".join(flags)
+
+
 def final_outputs() -> list[str]:
     outs = [
         RESULTS / "particles.star",

@@ -23,3 +23,34 @@ rule simulate_demo:
     shell:
         "affinitomo simulate demo --out {params.out} --seed {params.seed} "
         "--n-tomograms {params.n} > {log} 2>&1"
+
+
+rule simulate_training:
+    """Labelled training particles simulated from the templates with the tomograms' imaging."""
+    input:
+        templates=templates_dir(),
+        stack=RESULTS / "extract" / "subtomos.npy",
+    output:
+        stack=RESULTS / "simulated" / "subtomos.npy",
+        particles=RESULTS / "simulated" / "particles.star",
+    log:
+        LOGS / "simulate_training.log",
+    params:
+        out=RESULTS / "simulated",
+        per_class=config["training_data"]["simulated_per_class"],
+        snr=snr_option(),
+        imaging=imaging_options(),
+        box=config["extract"]["box"],
+        seed=config["training_data"]["seed"],
+        invert="--invert" if config["extract"]["invert"] else "",
+        mask=optional_flag("--mask-radius", config["extract"]["mask_radius"]),
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/affinitomo.yaml"
+    shell:
+        "affinitomo simulate particles --templates {input.templates} --out {params.out} "
+        "--per-class {params.per_class} --box {params.box} {params.snr} {params.imaging} "
+        "--seed {params.seed} {params.invert} {params.mask} --no-progress > {log} 2>&1"

@@ -3,8 +3,8 @@
 
 rule train:
     input:
-        stack=RESULTS / "extract" / "subtomos.npy",
-        particles=RESULTS / "extract" / "particles.star",
+        stacks=training_sources()["stacks"],
+        tables=training_sources()["tables"],
         matrix=RESULTS / "similarity" / "matrix.csv",
     output:
         model=RESULTS / "train" / "model.pt",
@@ -14,6 +14,7 @@ rule train:
     params:
         out=RESULTS / "train",
         options=options("train"),
+        sources=training_source_flags,
         device=config["device"],
     threads: workflow.cores
     resources:
@@ -22,6 +23,6 @@ rule train:
     conda:
         "../../envs/affinitomo.yaml"
     shell:
-        "affinitomo train --stack {input.stack} --particles {input.particles} "
+        "affinitomo train {params.sources} "
         "--matrix {input.matrix} --out {params.out} --device {params.device} "
         "--options {params.options:q} > {log} 2>&1"

@@ -30,25 +30,50 @@ def timed(label: str, func, results: dict, repeat: int = 1):
     return value
 
 
+def time_particle_panel(folder: Path, tomograms: Path | None, results: dict) -> None:
+    """First click (loads the checkpoint) and later clicks on the one-particle panel."""
+    import napari
+
+    from affinitomo.napari.session import load_session
+    from affinitomo.napari.viewer import show_session
+
+    viewer = napari.Viewer(show=True)
+    widget = show_session(viewer, load_session(folder, tomograms_dir=tomograms))
+    results["panel_particles"] = len(widget.session.table)
+    results["panel_checkpoint"] = str(widget.session.run_info.checkpoint)
+
+    def click(row: int):
+        widget.show_particle(row)
+        widget.particle_canvas.draw()
+
+    timed("particle panel, first click (loads model)", lambda: click(0), results)
+    timed("particle panel, next clicks", lambda: click(1), results, repeat=3)
+    viewer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=100_000)
     parser.add_argument("--shape", type=int, nargs=3, default=(64, 1024, 1024), metavar=("Z", "Y", "X"))
     parser.add_argument("--json", type=Path, default=None, help="also write the timings here")
     parser.add_argument("--screenshot", type=Path, default=None, help="save a screenshot of the window (PNG)")
+    parser.add_argument("--panel-results", type=Path, default=None,
+                        help="also time the one-particle panel (subtomogram, model reconstruction, class average) "
+                             "on this results folder, e.g. the demo workflow's results/")
+    parser.add_argument("--panel-tomograms", type=Path, default=None, help="tomogram folder for --panel-results")
     args = parser.parse_args()
 
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from affinitomo.napari.demo import write_demo_results
+    from affinitomo.napari.demo import write_synthetic_scale
     from affinitomo.napari.session import load_session
     from affinitomo.napari.viewer import show_session
 
     results: dict[str, float] = {"particles": args.particles}
     with tempfile.TemporaryDirectory(prefix="affinitomo-bench-") as tmp:
-        folder = timed("write synthetic results (not UI)", lambda: write_demo_results(
-            tmp, n_particles=args.particles, shape=tuple(args.shape), render=False), results)
+        folder = timed("write synthetic results (not UI)", lambda: write_synthetic_scale(
+            tmp, n_particles=args.particles, shape=tuple(args.shape)), results)
         viewer = napari.Viewer(show=True)
         viewer.window._qt_window.resize(1400, 900)
 
@@ -108,6 +133,8 @@ def main() -> None:
             widget.select_polygon(polygon)
             imwrite(args.screenshot, viewer.screenshot(canvas_only=False, flash=False))
         viewer.close()
+    if args.panel_results:
+        time_particle_panel(args.panel_results, args.panel_tomograms, results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -65,7 +65,8 @@ def _small_rotation(rng: np.random.Generator, deg: float) -> np.ndarray:
     return Rotation.from_rotvec(axis * np.radians(abs(rng.normal(0, deg)))).as_matrix()
 
 
-def write_inputs(folder: Path, syn: Synthetic, *, with_rotation: bool = True, matrix: bool = True) -> dict[str, Path]:
+def write_inputs(folder: Path, syn: Synthetic, *, with_rotation: bool = True, matrix: bool = True,
+                 pose_dims: int = 3) -> dict[str, Path]:
     """Write particles.star, truth.star, latents.npz, embedding.csv, matrix.csv; return their paths."""
     from affinitomo.io.particles import write_particles
 
@@ -75,7 +76,7 @@ def write_inputs(folder: Path, syn: Synthetic, *, with_rotation: bool = True, ma
     write_particles(paths["particles"], syn.table)
     write_particles(paths["truth"], syn.truth)
     arrays = {"particle_id": syn.table["afmParticleId"].to_numpy(np.int64), "mu": syn.mu,
-              "logvar": np.full_like(syn.mu, -2.0), "pose": np.zeros((len(syn.mu), 3))}
+              "logvar": np.full_like(syn.mu, -2.0), "pose": np.random.default_rng(0).normal(size=(len(syn.mu), pose_dims))}
     if with_rotation:
         arrays["rotation"] = syn.rotation
     np.savez(paths["latents"], **arrays)
@@ -88,8 +89,7 @@ def write_inputs(folder: Path, syn: Synthetic, *, with_rotation: bool = True, ma
         from affinitomo.similarity.matrix_io import write_similarity
 
         names = KNOWN + [HELD_OUT]
-        m = np.full((4, 4), 0.2)
-        np.fill_diagonal(m, 1.0)
+        m = np.array([[1.0, 0.5, 0.2, -0.1], [0.5, 1.0, 0.3, 0.0], [0.2, 0.3, 1.0, 0.4], [-0.1, 0.0, 0.4, 1.0]])
         paths["matrix"] = write_similarity(folder / "matrix.csv", names[::-1], m)  # order differs from sorted
     return paths
 

@@ -11,7 +11,7 @@ import pytest
 from affinitomo.embed import (EmbedOptions, align_to_table, choose_fit_rows, labelled_mask, load_umap,
                               parse_options, read_embedding, read_latents, run_embed)
 from affinitomo.errors import InputError
-from synthetic_latents import make_blobs, write_inputs
+from synthetic_latents import Synthetic, make_blobs, write_inputs
 
 
 def _npz(path, **arrays):
@@ -94,21 +94,67 @@ def test_parse_options(tmp_path):
         EmbedOptions.from_dict({"fit_on": "some"})
 
 
-def test_run_embed_fit_on_labelled_then_transform(tmp_path):
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One fitted embed run shared by the tests below (the first UMAP fit pays numba's JIT, ~20 s)."""
+    folder = tmp_path_factory.mktemp("embed")
     syn = make_blobs(n=150, seed=1)
-    paths = write_inputs(tmp_path / "in", syn, matrix=False)
-    out = run_embed(paths["latents"], paths["particles"], tmp_path / "a", EmbedOptions(seed=4))
+    paths = write_inputs(folder / "in", syn, matrix=False)
+    out = run_embed(paths["latents"], paths["particles"], folder / "a", EmbedOptions(seed=4))
+    return syn, paths, out, folder
+
+
+def test_run_embed_fit_on_labelled_then_transform(fitted):
+    syn, paths, out, folder = fitted
     emb = read_embedding(out["embedding"])
     assert emb["afmParticleId"].tolist() == syn.table["afmParticleId"].tolist()
     assert np.isfinite(emb[["UMAP0", "UMAP1"]].to_numpy()).all()
     model = load_umap(out["umap"])
     assert model.transform(syn.mu[:3].astype(np.float32)).shape == (3, 2)
-    again = run_embed(paths["latents"], paths["particles"], tmp_path / "b", EmbedOptions(seed=4))
+    again = run_embed(paths["latents"], paths["particles"], folder / "b", EmbedOptions(seed=4))
     np.testing.assert_allclose(read_embedding(again["embedding"])[["UMAP0", "UMAP1"]], emb[["UMAP0", "UMAP1"]],
                                atol=1e-4)
 
 
-def test_run_embed_small_set_clips_neighbours(tmp_path):
+def test_run_embed_with_existing_umap_lands_on_the_same_map(fitted, tmp_path):
+    """A second run on other particles only transforms: they land where the first run put them."""
+    syn, paths, out, _ = fitted
+    first = read_embedding(out["embedding"]).set_index("afmParticleId")
+    unlabelled = syn.table["afmClassName"].to_numpy() == ""
+    sub = Synthetic(syn.table[unlabelled].reset_index(drop=True), syn.truth[unlabelled].reset_index(drop=True),
+                    syn.mu[unlabelled], syn.rotation[unlabelled], syn.true_class[unlabelled])
+    part = write_inputs(tmp_path / "in", sub, matrix=False)
+    second = run_embed(part["latents"], part["particles"], tmp_path / "out", EmbedOptions(seed=99),
+                       umap_path=out["umap"])
+    emb = read_embedding(second["embedding"]).set_index("afmParticleId")
+    a = first.loc[emb.index, ["UMAP0", "UMAP1"]].to_numpy()
+    b = emb[["UMAP0", "UMAP1"]].to_numpy()
+    span = np.ptp(first[["UMAP0", "UMAP1"]].to_numpy(), axis=0).max()
+    assert np.median(np.linalg.norm(a - b, axis=1)) < 0.05 * span  # same map (transform is stochastic)
+    assert (tmp_path / "out" / "umap.pkl").stat().st_size > 0
+    from affinitomo.cli import main
+
+    assert main(["embed", "--latents", str(part["latents"]), "--particles", str(part["particles"]),
+                 "--out", str(tmp_path / "cli"), "--umap", str(out["umap"])]) == 0
+    assert len(read_embedding(tmp_path / "cli" / "embedding.csv")) == len(sub.mu)
+
+
+def test_run_embed_existing_umap_bad(fitted, tmp_path):
+    syn, paths, out, _ = fitted
+    np.savez(tmp_path / "l5.npz", particle_id=syn.table["afmParticleId"].to_numpy(), mu=syn.mu[:, :5],
+             logvar=syn.mu[:, :5], pose=syn.mu[:, :1])
+    with pytest.raises(InputError) as err:
+        run_embed(tmp_path / "l5.npz", paths["particles"], tmp_path / "o", umap_path=out["umap"])
+    assert err.value.field == "latent_dims"
+    (tmp_path / "not.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(InputError, match="umap-learn"):
+        run_embed(paths["latents"], paths["particles"], tmp_path / "o", umap_path=tmp_path / "not.pkl")
+    with pytest.raises(InputError, match="not found"):
+        run_embed(paths["latents"], paths["particles"], tmp_path / "o", umap_path=tmp_path / "none.pkl")
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_embed_small_set_clips_neighbours(fitted, tmp_path):
     syn = make_blobs(n=8, labelled_fraction=0.0, seed=2)
     syn.table.loc[:2, "afmClassName"] = "alpha"  # three labelled: n_neighbors 15 -> 2
     paths = write_inputs(tmp_path / "in", syn, matrix=False)

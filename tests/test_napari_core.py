@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from affinitomo.napari.session import EDITED_NAME, ReviewSession, load_session
 
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
-    return write_demo_results(tmp_path_factory.mktemp("demo"), n_particles=40, shape=(32, 96, 96))
+    return write_demo_results(tmp_path_factory.mktemp("demo"), shape=(64, 160, 160), per_class=3)
 
 
 def test_contrast_limits_ignore_outliers():
@@ -99,44 +100,45 @@ def test_crop_box_pads_outside_and_centres():
 
 def test_session_loads_results(results_dir):
     s = load_session(results_dir)
-    assert len(s.table) == 40 and s.tomograms["demo"].data.shape == (32, 96, 96)
-    assert s.pixel_size("demo") == 10.0
-    assert s.class_names[:3] == ["dimer", "trimer", "ring"]
-    assert 50 < s.diameter < 200  # estimated from the neighbour spacing, Å
+    assert len(s.table) == 30 and s.tomograms["tomo01"].data.shape == (64, 160, 160)
+    assert s.pixel_size("tomo01") == 10.0
+    assert s.class_names[:3] == ["ring_c6", "ring_c7", "d4_stack"]
+    assert "tripod" not in s.class_names  # the held-out class is 'unknown'
+    assert s.diameter == json.loads((results_dir / "run.json").read_text())["particle_diameter"]
     assert s.subtomogram(0).shape == (box_size_for(s.diameter / 10),) * 3
-    assert s.class_average("dimer").shape == (16, 16, 16)
+    assert s.class_average("ring_c6").shape == (32, 32, 32)
     assert s.class_average("unknown") is None
-    assert s.latents().shape == (40, 8) and "latents.npz" in s.latent_source
+    assert s.latents().shape == (30, 8) and "latents.npz" in s.latent_source
     rows = s.cluster_rows()["0"]
     assert s.medoid_row(rows) in rows
-    f = s.features(s.rows_of("demo"))
+    f = s.features(s.rows_of("tomo01"))
     assert {"UMAP0", "UMAP1", "MANUAL_CLUSTER_ID", "class", "cluster", "confidence", "rot"} <= set(f.columns)
 
 
 def test_relabel_save_round_trip(results_dir):
     s = load_session(results_dir)
-    s.assign(np.array([0, 1]), "dimer")
+    s.assign(np.array([0, 1]), "ring_c6")
     s.assign(np.array([2]), "brand_new")
     s.reject(np.array([3, 4]))
     out = s.save()
     assert out == results_dir / EDITED_NAME
     back = read_particles(out)
-    assert len(back) == 40  # rejected rows are kept, flagged
-    assert back["afmClassName"].iloc[:3].tolist() == ["dimer", "dimer", "brand_new"]
+    assert len(back) == 30  # rejected rows are kept, flagged
+    assert back["afmClassName"].iloc[:3].tolist() == ["ring_c6", "ring_c6", "brand_new"]
     assert back["rlnClassNumber"].iloc[2] == max(s.class_numbers.values())
     assert back["afmRejected"].tolist()[:6] == [0, 0, 0, 1, 1, 0]
     assert back["afmClassName"].iloc[3] == "" and back["rlnClassNumber"].iloc[3] == 0
     assert back["afmEdited"].sum() == 5
     np.testing.assert_allclose(back["rlnCoordinateX"], s.table["rlnCoordinateX"])
-    assert load_session(out).features(np.arange(40))["MANUAL_CLUSTER_ID"].iloc[3] == REJECTED_ID
+    assert load_session(out).features(np.arange(30))["MANUAL_CLUSTER_ID"].iloc[3] == REJECTED_ID
     # never overwrite silently: neither the edited file nor the original
     with pytest.raises(FileExistsError):
         s.save(out)
     with pytest.raises(FileExistsError):
         s.save(results_dir / "particles.star")
-    s.assign(np.array([5]), "ring")
+    s.assign(np.array([5]), "barrel")
     s.save(out, overwrite=True)
-    assert read_particles(out)["afmClassName"].iloc[5] == "ring"
+    assert read_particles(out)["afmClassName"].iloc[5] == "barrel"
     out.unlink()
 
 
@@ -163,8 +165,75 @@ def test_bad_inputs_leave_nothing_behind(results_dir, tmp_path):
 def test_missing_run_json_and_tomogram_folder(results_dir, tmp_path):
     assert res.read_run_info(tmp_path) == res.RunInfo()
     tomo_dir = results_dir.parent / "tomograms"
-    assert res.find_tomogram("demo", tomograms_dir=tomo_dir) == tomo_dir / "demo.mrc"
-    assert res.find_tomogram("demo", results_dir=results_dir) == tomo_dir / "demo.mrc"  # RESULTS/../tomograms
+    assert res.find_tomogram("tomo01", tomograms_dir=tomo_dir) == tomo_dir / "tomo01.mrc"
+    assert res.find_tomogram("tomo01", results_dir=results_dir) == tomo_dir / "tomo01.mrc"  # RESULTS/../tomograms
     assert res.find_tomogram("other", tomograms_dir=tomo_dir) is None
     s = load_session(results_dir, tomograms_dir=tmp_path)  # wrong folder: particles only
     assert s.tomograms == {} and s.subtomogram(0) is None
+
+
+def _copy_results(results_dir, dest):
+    """A copy of the results folder (without the tomogram: run.json still points at it)."""
+    import shutil
+
+    return Path(shutil.copytree(results_dir, dest / "results"))
+
+
+def _write_model(path, box=16):
+    import torch
+
+    from affinitomo.model.checkpoint import save_checkpoint
+    from affinitomo.model.vae import AffinityVAE
+    from affinitomo.train.config import config_from_dict
+
+    cfg = config_from_dict({"model": {"depth": 2, "channels": 4, "latent_dims": 3}})
+    torch.manual_seed(0)
+    net = AffinityVAE(cfg.model, box)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, {"config": cfg.to_dict(), "classes": ["a"], "model": net.state_dict(), "box": box})
+    return path
+
+
+def test_reconstruction_from_tomogram_then_stack(results_dir, tmp_path):
+    import torch
+
+    from affinitomo.encode import load_model
+    from affinitomo.io.particles import write_particles
+    from affinitomo.train.data import normalise_inplace
+
+    results = _copy_results(results_dir, tmp_path)
+    s = load_session(results)
+    volume, label = s.reconstruction(0)
+    assert volume is None and "no checkpoint" in label
+    ckpt = _write_model(results / "train" / "model.pt")  # the workflow's layout, no run.json entry
+    s = load_session(results)
+    assert s.run_info.checkpoint == ckpt
+    volume, label = s.reconstruction(3)
+    assert volume.shape == (16, 16, 16) and label == "model (tomogram)"
+    model, _ = load_model(ckpt)
+    x = s.subtomogram(3, box=16)[None].copy()
+    normalise_inplace(x, "zscore")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x[:, None])).recon[0, 0].numpy()
+    np.testing.assert_allclose(volume, expected, atol=1e-5)
+    assert s.reconstructor is s.reconstructor  # loaded once
+    # With the extract stage's stack (rows in another order): the stack row of the same particle.
+    table = read_particles(results / "particles.star").iloc[::-1]
+    rng = np.random.default_rng(0)
+    stack = rng.normal(size=(len(table), 16, 16, 16)).astype(np.float32)
+    (results / "extract").mkdir()
+    np.save(results / "extract" / "subtomos.npy", stack)
+    write_particles(results / "extract" / "particles.star", table)
+    s = load_session(results)
+    inp, source = s.model_input(3, 16)
+    assert source == "stack"
+    np.testing.assert_array_equal(inp, stack[len(table) - 1 - 3])
+    assert s.reconstruction(3)[1] == "model (stack)"
+
+
+def test_foreign_checkpoint_is_reported(results_dir, tmp_path):
+    results = _copy_results(results_dir, tmp_path)
+    (results / "train").mkdir()
+    (results / "train" / "model.pt").write_bytes(b"not a checkpoint")
+    volume, label = load_session(results).reconstruction(0)
+    assert volume is None and "model.pt" in label and "checkpoint" in label  # said in the panel, no crash

@@ -23,7 +23,7 @@ SCREENS = Path(os.environ.get("AFFINITOMO_SCREENS", "/tmp/affinitomo_napari_scre
 
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):
-    return write_demo_results(tmp_path_factory.mktemp("demo"), n_particles=50, shape=(40, 128, 128))
+    return write_demo_results(tmp_path_factory.mktemp("demo"), shape=(64, 192, 192), per_class=5)
 
 
 @pytest.fixture
@@ -48,9 +48,13 @@ def test_reader_accepts_results_folder_and_star(results_dir, tmp_path):
     assert points.shape == (50, 3)
     assert {"UMAP0", "UMAP1", "MANUAL_CLUSTER_ID", "class", "cluster", "confidence", "rot", "tilt", "psi"} <= set(
         pkw["features"].columns)
-    # points at the bright particles: mean density at the centres well above the background
+    # points at the bright particles: the density around the centres stands out from the background
+    from scipy.ndimage import uniform_filter
+
+    smooth = uniform_filter(np.asarray(image), 5)
     centres = np.rint(points).astype(int)
-    assert np.asarray(image)[tuple(centres.T)].mean() > high / 2
+    elsewhere = np.random.default_rng(0).integers(0, smooth.shape, size=(500, 3))
+    assert smooth[tuple(centres.T)].mean() - smooth[tuple(elsewhere.T)].mean() > 2 * smooth.std()
 
 
 def test_scatter_lasso_selects_points_in_viewer(review):
@@ -82,7 +86,7 @@ def test_large_tables_draw_as_images(review, monkeypatch):
     layer = widget.points_layers[0]
     assert layer.selected_data == set()  # border colour only above the limit
     np.testing.assert_allclose(layer.border_color, np.tile(SELECTED_BORDER, (50, 1)))
-    widget.assign_selected("dimer")
+    widget.assign_selected("ring_c6")
     assert widget._data_artist.get_array().shape[:2] == (360, 360)
 
 
@@ -94,7 +98,23 @@ def test_viewer_selection_rings_in_scatter(review):
     np.testing.assert_allclose(widget._ring_artist.get_offsets(), widget._view_xy[[2, 7, 9]])
     layer.selected_data = {4}  # one particle: shown up close
     assert widget._current_row == 4
-    assert len(widget.particle_figure.axes) == 6
+    assert len(widget.particle_figure.axes) == 9  # particle, reconstruction (absent: said), average
+
+
+def test_particle_panel_shows_reconstruction(make_napari_viewer, results_dir, tmp_path):
+    import shutil
+
+    from test_napari_core import _write_model
+
+    results = Path(shutil.copytree(results_dir, tmp_path / "results"))
+    _write_model(results / "train" / "model.pt")
+    viewer = make_napari_viewer()
+    widget = show_session(viewer, load_session(results))
+    widget.points_layers[0].selected_data = {6}
+    rows = np.reshape(widget.particle_figure.axes, (3, 3))
+    assert all(len(ax.images) == 1 for ax in rows.ravel())  # particle, model, average: 3 slices each
+    assert rows[1, 0].get_title().startswith("model (tomogram)")
+    assert rows[1, 0].images[0].get_array().shape == (16, 16)
 
 
 def test_relabel_and_save_round_trip(review, results_dir, tmp_path):
@@ -145,7 +165,7 @@ def test_sample_data_opens(make_napari_viewer):
 
 def test_screenshots(review, tmp_path):
     viewer, widget = review
-    widget.select_rows(np.flatnonzero(widget.session.table["afmClassName"] == "dimer"))
+    widget.select_rows(np.flatnonzero(widget.session.table["afmClassName"] == "ring_c6"))
     widget.show_particle(int(widget.selection[0]))
     viewer.window._qt_window.resize(1400, 900)
     viewer.window._qt_window.show()

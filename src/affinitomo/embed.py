@@ -3,7 +3,9 @@
 The UMAP is fitted on the labelled (training) particles' latent means and then
 applied (``transform``) to every other particle, so that later runs on new
 tomograms can reuse the same map (``umap.pkl``). With no labelled particles, or
-with ``fit_on="all"``, it is fitted on every particle.
+with ``fit_on="all"``, it is fitted on every particle. Given an existing ``umap.pkl``
+(``affinitomo embed --umap``), nothing is fitted: every particle is transformed, so a
+second run's particles land on the first run's map.
 """
 
 from __future__ import annotations
@@ -244,16 +246,25 @@ def read_embedding(path: str | Path) -> pd.DataFrame:
 
 
 def run_embed(latents_path: str | Path, particles_path: str | Path, out_dir: str | Path,
-              options: EmbedOptions | None = None) -> dict[str, Path]:
-    """The ``embed`` stage: read latents and table, fit/apply UMAP, write umap.pkl, embedding.csv."""
+              options: EmbedOptions | None = None, umap_path: str | Path | None = None) -> dict[str, Path]:
+    """The ``embed`` stage: read latents and table, fit/apply UMAP, write umap.pkl, embedding.csv.
+
+    With ``umap_path`` (a ``umap.pkl`` of an earlier run) the model is only applied
+    (``transform``), never refitted; it is copied to ``out_dir/umap.pkl`` so the folder is complete.
+    """
     from affinitomo.io.particles import read_particles
 
     options = options or EmbedOptions()
     out_dir = Path(out_dir)
     table = read_particles(particles_path)
     latents = align_to_table(read_latents(latents_path), table, latents_path, particles_path)
-    fit_rows = choose_fit_rows(labelled_mask(table), options)
-    model, embedding = fit_embedding(latents.mu, fit_rows, options)
+    if umap_path is not None:
+        model = load_umap(umap_path, latent_dims=latents.mu.shape[1])
+        log.info("applying %s to %d particles (no fit)", umap_path, len(latents))
+        embedding = transform_in_batches(model, np.ascontiguousarray(latents.mu, dtype=np.float32))
+    else:
+        fit_rows = choose_fit_rows(labelled_mask(table), options)
+        model, embedding = fit_embedding(latents.mu, fit_rows, options)
     pkl = out_dir / "umap.pkl"
     with atomic_path(pkl) as tmp:
         with open(tmp, "wb") as fh:
@@ -263,7 +274,26 @@ def run_embed(latents_path: str | Path, particles_path: str | Path, out_dir: str
     return {"umap": pkl, "embedding": csv}
 
 
-def load_umap(path: str | Path) -> Any:
-    """The fitted umap-learn model from ``umap.pkl`` (to transform new latents)."""
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
+def load_umap(path: str | Path, latent_dims: int | None = None) -> Any:
+    """The fitted umap-learn model from ``umap.pkl`` (to transform new latents).
+
+    InputError when the file is missing, is not a fitted UMAP, or was fitted on latents of
+    another dimension than ``latent_dims``. A pickle runs code when loaded: load only your own.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, "umap.pkl not found (from an earlier 'affinitomo embed')")
+    try:
+        import umap  # noqa: F401 - the pickle needs the class
+
+        with open(path, "rb") as fh:
+            model = pickle.load(fh)
+    except Exception as exc:  # noqa: BLE001 - any unreadable pickle is bad input
+        raise InputError(path, None, f"a pickled umap-learn model ({exc.__class__.__name__}: {exc})") from None
+    raw = getattr(model, "_raw_data", None)
+    if not hasattr(model, "transform") or raw is None or getattr(raw, "ndim", 0) != 2:
+        raise InputError(path, None, "a fitted umap-learn UMAP model (umap.pkl from 'affinitomo embed')")
+    if latent_dims is not None and raw.shape[1] != latent_dims:
+        raise InputError(path, "latent_dims", f"a UMAP fitted on {latent_dims}-dimensional latents as given "
+                                              f"(it was fitted on {raw.shape[1]})")
+    return model

@@ -11,9 +11,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--particles", required=True, help="the extracted particle table (STAR)")
     parser.add_argument("--out", required=True, help="results folder")
     parser.add_argument("--truth", default=None, help="ground-truth table (same ids): writes metrics.json")
-    parser.add_argument("--matrix", default=None, help="similarity matrix CSV: gives the class order")
+    parser.add_argument("--matrix", default=None,
+                        help="similarity matrix CSV: gives the class order; writes latent_similarity.png")
     parser.add_argument("--training-log", default=None, help="training.csv: plotted as loss.png")
     parser.add_argument("--stack", default=None, help="subtomos.npy: writes averages/<class>.mrc")
+    parser.add_argument("--classifier", default=None, metavar="PKL",
+                        help="classifier.pkl of an earlier run: classify with it instead of fitting "
+                             "(no labelled particles needed; classes and their numbers come from it)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="model.pt: recorded in run.json; with --stack, writes reconstructions.png "
+                             "and traversals.png")
+    parser.add_argument("--tomograms", nargs="+", default=None, metavar="PATH",
+                        help="tomogram files or folders, recorded in run.json by file stem (for the viewer)")
+    parser.add_argument("--particle-diameter", type=float, default=None, metavar="ANGSTROM",
+                        help="particle diameter in Å, recorded in run.json (for the viewer)")
     parser.add_argument("--options", default=None,
                         help="JSON object (inline or a file). Clustering: method (hdbscan|kmeans|gmm), space "
                              "(latent|umap), standardize, min_cluster_size, min_samples, n_clusters, k_max, "
@@ -27,5 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = StageOptions.from_dict(parse_options(args.options), source="--options")
     run_cluster(args.latents, args.embedding, args.particles, args.out, truth_path=args.truth,
-                matrix_path=args.matrix, training_log=args.training_log, stack_path=args.stack, options=options)
+                matrix_path=args.matrix, training_log=args.training_log, stack_path=args.stack, options=options,
+                classifier_path=args.classifier, checkpoint=args.checkpoint, tomograms=args.tomograms,
+                particle_diameter=args.particle_diameter)
     return 0

@@ -12,11 +12,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--options", default=None,
                         help="JSON object (inline or a file): n_neighbors, min_dist, metric, n_components, "
                              "fit_on ('labelled'|'all'), seed, max_fit")
+    parser.add_argument("--umap", default=None, metavar="PKL",
+                        help="umap.pkl of an earlier run: transform only (no fit), so the particles land "
+                             "on that run's map; --options are then ignored")
 
 
 def run(args: argparse.Namespace) -> int:
     from affinitomo.embed import EmbedOptions, parse_options, run_embed
 
     options = EmbedOptions.from_dict(parse_options(args.options), source="--options")
-    run_embed(args.latents, args.particles, args.out, options)
+    run_embed(args.latents, args.particles, args.out, options, umap_path=args.umap)
     return 0

@@ -2,8 +2,11 @@
 
 - :mod:`~affinitomo.cluster.clustering`: HDBSCAN, k-means, GMM with k by BIC;
 - :mod:`~affinitomo.cluster.classify`: kNN / logistic classifier with a calibrated 'unknown';
+- :mod:`~affinitomo.cluster.classifier_file`: ``classifier.pkl``, to classify new data without refitting;
 - :mod:`~affinitomo.cluster.results`: class numbering and the files of the results folder;
 - :mod:`~affinitomo.cluster.averages`: class averages streamed from the subtomogram stack;
+- :mod:`~affinitomo.cluster.decoded`: reconstructions and latent traversals from the trained model;
+- :mod:`~affinitomo.cluster.run_info`: ``run.json`` (tomograms, stack, latents, checkpoint) for the viewer;
 - :mod:`~affinitomo.cluster.pipeline`: :func:`run_cluster`, the whole stage.
 """
 

@@ -1,4 +1,11 @@
-"""The ``cluster`` stage: latents + embedding + table (+ truth, matrix) -> results folder."""
+"""The ``cluster`` stage: latents + embedding + table (+ truth, matrix, model) -> results folder.
+
+With ``classifier_path`` (a ``classifier.pkl`` of an earlier run) the known classes are
+predicted by that classifier, not refitted: new tomograms are classified exactly as the first
+run would have classified them. Clusters are always recomputed on the data given (sklearn's
+HDBSCAN cannot place new points in an old clustering), so the ids of ``unknown`` groups are
+those of this run.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +21,13 @@ from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassif
 from affinitomo.cluster.clustering import ClusterOptions, cluster_points
 from affinitomo.cluster.results import (build_table, class_numbers, write_class_stars, write_classes_csv,
                                         write_json, write_plots)
-from affinitomo.embed import align_to_table, labelled_mask, read_embedding, read_latents
+from affinitomo.embed import Latents, align_to_table, labelled_mask, read_embedding, read_latents
 from affinitomo.errors import InputError
 
 log = logging.getLogger(__name__)
+
+CLASSIFIER_NAME = "classifier.pkl"
+RUN_INFO_NAME = "run.json"
 
 
 @dataclass
@@ -40,21 +50,27 @@ class StageOptions:
         )
 
 
-def known_class_order(labels: np.ndarray, matrix_path: str | Path | None, particles_path: Any) -> list[str]:
+def read_matrix(matrix_path: str | Path | None) -> tuple[list[str], np.ndarray] | None:
+    """(class names, matrix) of the similarity CSV, or None."""
+    if matrix_path is None:
+        return None
+    from affinitomo.similarity.matrix_io import read_similarity
+
+    names, matrix = read_similarity(matrix_path)
+    return list(names), np.asarray(matrix, dtype=float)
+
+
+def known_class_order(labels: np.ndarray, matrix_names: list[str] | None, particles_path: Any,
+                      matrix_path: Any = None) -> list[str]:
     """Known classes in matrix order (labels must be matrix classes), else sorted label names."""
     present = sorted(set(np.asarray(labels).astype(str).tolist()))
-    if matrix_path is None:
+    if matrix_names is None:
         return present
-    try:
-        from affinitomo.similarity import read_similarity
-    except ImportError:
-        from affinitomo.similarity.matrix_io import read_similarity
-    names, _ = read_similarity(matrix_path)
-    missing = [c for c in present if c not in names]
+    missing = [c for c in present if c not in matrix_names]
     if missing:
         raise InputError(particles_path, "afmClassName",
-                         f"labels among the classes of {matrix_path} ({names}); not there: {missing}")
-    return list(names)
+                         f"labels among the classes of {matrix_path} ({matrix_names}); not there: {missing}")
+    return list(matrix_names)
 
 
 def embedding_for(table: pd.DataFrame, embedding_path: str | Path, particles_path: Any) -> np.ndarray:
@@ -89,55 +105,132 @@ def truth_for(table: pd.DataFrame, truth_path: str | Path) -> pd.DataFrame:
     return matched
 
 
+@dataclass
+class Classified:
+    """Known classes with the open set, per particle, and what produced them."""
+
+    assigned: np.ndarray
+    confidence: np.ndarray
+    distance: np.ndarray
+    calibration: dict[str, Any]
+    known: list[str]  # class order (numbers 1..K)
+    trained: list[str]  # classes the classifier can assign
+    classifier: OpenSetClassifier | None
+
+
+def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: list[str],
+             options: ClassifyOptions, stored: dict[str, Any] | None, particles_path: Any) -> Classified:
+    """Fit the open-set classifier on the labelled rows (or use ``stored``) and predict every row."""
+    n = len(mu)
+    if stored is not None:
+        clf = stored["classifier"]
+        known, trained = list(stored["classes"]), list(stored["trained"])
+        bad = sorted(set(labels[labelled].tolist()) - set(trained))
+        if bad:
+            raise InputError(particles_path, "afmClassName",
+                             f"labels among the classifier's classes {trained}; not there: {bad}")
+    elif labelled.any():
+        clf = OpenSetClassifier(options).fit(mu[labelled], labels[labelled])
+        trained = [c for c in known if c in set(labels[labelled].tolist())]
+    else:
+        log.warning("no labelled particles in %s: every particle is 'unknown' and keeps its cluster",
+                    particles_path)
+        return Classified(np.full(n, UNKNOWN, dtype=object), np.zeros(n), np.full(n, np.inf),
+                          {"rule": "no labelled particles: no classifier", "threshold": None}, known, [], None)
+    pred = clf.predict(mu)
+    assigned = np.asarray(pred.label, dtype=object)
+    assigned[labelled] = labels[labelled]  # the user's labels stand for the particles they labelled
+    confidence = np.where(labelled, 1.0, pred.confidence)
+    calibration = dict(clf.calibration_)
+    if stored is not None:
+        calibration["applied_from"] = str(stored["path"])
+    return Classified(assigned, confidence, pred.distance, calibration, known, trained, clf)
+
+
+def latent_prior(mu: np.ndarray, names: np.ndarray, matrix: tuple[list[str], np.ndarray],
+                 basis: str) -> dict[str, Any]:
+    """Spearman rho between the matrix and the cosine similarity of class-mean latents (plus both matrices)."""
+    from affinitomo.train.prior_check import class_mean_cosine, prior_spearman
+
+    classes, m = matrix
+    index = {c: i for i, c in enumerate(classes)}
+    idx = np.array([index.get(str(c), -1) for c in names], dtype=np.int64)
+    rho = prior_spearman(mu, idx, m)
+    cos = class_mean_cosine(np.asarray(mu, float), idx, len(classes))
+    present = [i for i in range(len(classes)) if (idx == i).any()]
+    return {"rho": None if not np.isfinite(rho) else float(rho), "basis": basis,
+            "names": [classes[i] for i in present], "matrix": m[np.ix_(present, present)],
+            "cosine": cos[np.ix_(present, present)]}
+
+
+def _check_file(path: Any, what: str) -> None:
+    if path is not None and not Path(path).is_file():
+        raise InputError(path, None, f"the {what} file (not found)")
+
+
 def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_path: str | Path,
                 out_dir: str | Path, *, truth_path: str | Path | None = None,
                 matrix_path: str | Path | None = None, training_log: str | Path | None = None,
-                stack_path: str | Path | None = None, options: StageOptions | None = None) -> dict[str, Any]:
-    """Cluster, classify with an open set, evaluate, and write the results folder. Returns a summary."""
+                stack_path: str | Path | None = None, options: StageOptions | None = None,
+                classifier_path: str | Path | None = None, checkpoint: str | Path | None = None,
+                tomograms: list[str | Path] | None = None,
+                particle_diameter: float | None = None) -> dict[str, Any]:
+    """Cluster, classify with an open set, evaluate, and write the results folder. Returns a summary.
+
+    Every input is read and checked (classifier against latents and matrix, checkpoint against
+    latents and stack) before any computation or output.
+    """
+    from affinitomo.cluster.averages import open_stack
+    from affinitomo.cluster.classifier_file import load_classifier, save_classifier
+    from affinitomo.cluster.run_info import resolve_tomograms, run_info
     from affinitomo.evaluate import evaluate, pose_error
     from affinitomo.geometry import euler_to_matrix, matrix_to_euler
     from affinitomo.io.particles import read_particles, write_particles
 
     options = options or StageOptions(ClusterOptions(), ClassifyOptions())
     out_dir = Path(out_dir)
-    for given, name in ((training_log, "training log"), (stack_path, "subtomogram stack")):
-        if given is not None and not Path(given).is_file():
-            raise InputError(given, None, f"the {name} file (not found)")
+    for given, name in ((training_log, "training log"), (stack_path, "subtomogram stack"),
+                        (classifier_path, "classifier"), (checkpoint, "checkpoint")):
+        _check_file(given, name)
+    if particle_diameter is not None and not particle_diameter > 0:
+        raise InputError("--particle-diameter", None, f"a positive number (Å), got {particle_diameter}")
+    tomogram_paths = resolve_tomograms(tomograms or [])
     table = read_particles(particles_path)
     latents = align_to_table(read_latents(latents_path), table, latents_path, particles_path)
     xy = embedding_for(table, embedding_path, particles_path)
+    matrix = read_matrix(matrix_path)
+    stored = None
+    if classifier_path is not None:
+        stored = load_classifier(classifier_path, latent_dims=latents.mu.shape[1],
+                                 matrix_names=None if matrix is None else matrix[0], matrix_path=matrix_path)
+        stored["path"] = Path(classifier_path).resolve()
+    stack = open_stack(stack_path, len(table)) if stack_path is not None else None
+    model, ckpt = None, None
+    if checkpoint is not None:  # checked whenever given; decoder plots need the stack too
+        from affinitomo.cluster.decoded import load_checked_model
+
+        model, ckpt = load_checked_model(checkpoint, latents.mu.shape[1], latents.pose.shape[1],
+                                         None if stack is None else stack.shape[1])
+        if stack is None:
+            model = None
     labelled = labelled_mask(table)
     labels = table["afmClassName"].fillna("").astype(str).str.strip().to_numpy()
-    known = known_class_order(labels[labelled], matrix_path, particles_path)
+    known = None if stored else known_class_order(labels[labelled], None if matrix is None else matrix[0],
+                                                  particles_path, matrix_path)
 
-    # Unsupervised grouping.
+    # Unsupervised grouping (always on this run's particles).
     points = latents.mu if options.cluster.space == "latent" else xy
-    clusters, cluster_info = cluster_points(points, options.cluster, n_known=len(known))
-
-    # Known classes with an open set.
+    cl = classify(latents.mu, labels, labelled, known, options.classify, stored, particles_path)
+    clusters, cluster_info = cluster_points(points, options.cluster, n_known=len(cl.known))
     n = len(table)
-    if labelled.any():
-        clf = OpenSetClassifier(options.classify).fit(latents.mu[labelled], labels[labelled])
-        pred = clf.predict(latents.mu)
-        assigned = np.asarray(pred.label, dtype=object)
-        confidence, distance = pred.confidence, pred.distance
-        calibration = clf.calibration_
-    else:
-        log.warning("no labelled particles in %s: every particle is 'unknown' and keeps its cluster",
-                    particles_path)
-        assigned = np.full(n, UNKNOWN, dtype=object)
-        confidence, distance = np.zeros(n), np.full(n, np.inf)
-        calibration = {"rule": "no labelled particles: no classifier", "threshold": None}
-    assigned[labelled] = labels[labelled]  # the user's labels stand for the particles they labelled
-    confidence = np.where(labelled, 1.0, confidence)
-    n_unknown = int(np.sum(assigned == UNKNOWN))
-    log.info("%d of %d particles unknown (threshold %s)", n_unknown, n, calibration.get("threshold"))
+    n_unknown = int(np.sum(cl.assigned == UNKNOWN))
+    log.info("%d of %d particles unknown (threshold %s)", n_unknown, n, cl.calibration.get("threshold"))
 
-    trained = [c for c in known if c in set(labels[labelled].tolist())]
-    numbers, classes = class_numbers(known, assigned, clusters, trained)
+    numbers, classes = class_numbers(cl.known, cl.assigned, clusters, cl.trained)
     angles = matrix_to_euler(latents.rotation) if latents.rotation is not None else None
-    results = build_table(table, assigned=assigned, numbers=numbers, clusters=clusters, confidence=confidence,
-                          distance=distance, umap_xy=xy, labelled=labelled, angles=angles)
+    results = build_table(table, assigned=cl.assigned, numbers=numbers, clusters=clusters,
+                          confidence=cl.confidence, distance=cl.distance, umap_xy=xy, labelled=labelled,
+                          angles=angles)
 
     metrics = None
     truth_names = None
@@ -147,12 +240,13 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
         ev = (~labelled) & (truth_names != "")
         if not ev.any():
             raise InputError(truth_path, "afmClassName", "true classes for at least one unlabelled particle")
-        metrics = evaluate(truth_names[ev], assigned[ev], numbers[ev], clusters[ev], trained,
+        metrics = evaluate(truth_names[ev], cl.assigned[ev], numbers[ev], clusters[ev], cl.trained,
                            points=points[ev], seed=options.cluster.seed)
         metrics["n_labelled"] = int(labelled.sum())
-        metrics["open_set"] = calibration
+        metrics["open_set"] = cl.calibration
         metrics["clustering"] = cluster_info
-        metrics["options"] = {"cluster": asdict(options.cluster), "classify": asdict(options.classify)}
+        metrics["options"] = {"cluster": asdict(options.cluster), "classify": asdict(cl.classifier.options)
+                              if cl.classifier is not None else asdict(options.classify)}
         if latents.rotation is not None and all(c in truth.columns for c in ("rlnAngleRot", "rlnAngleTilt",
                                                                                 "rlnAnglePsi")):
             true_rot = euler_to_matrix(*(truth[c].to_numpy(float) for c in ("rlnAngleRot", "rlnAngleTilt",
@@ -161,6 +255,18 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
             metrics["pose_error"] = pose_error(latents.rotation[ok], true_rot[ok], truth_names[ok])
         log.info("f1_macro=%s ari=%.3f nmi=%.3f on %d held-out particles", metrics["f1_macro"], metrics["ari"],
                  metrics["nmi"], int(ev.sum()))
+    prior = None
+    if matrix is not None:
+        if truth_names is not None:
+            prior = latent_prior(latents.mu, truth_names, matrix, "true classes, all particles")
+        else:
+            prior = latent_prior(latents.mu, cl.assigned.astype(str), matrix, "assigned known classes")
+        if metrics is not None:
+            metrics["prior_spearman"] = prior["rho"]
+            metrics["prior_spearman_basis"] = prior["basis"]
+        log.info("prior vs latent class similarity: Spearman rho %s (%s)", prior["rho"], prior["basis"])
+    decoded = _decoded_views(model, ckpt, stack, latents, numbers, classes, options.cluster.seed) \
+        if model is not None else None
 
     # Everything is computed; now write (each file atomically).
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -169,16 +275,66 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     written.append(write_classes_csv(out_dir / "classes.csv", classes))
     if metrics is not None:
         written.append(write_json(out_dir / "metrics.json", metrics))
+    classifier_out = None
+    if cl.classifier is not None:
+        classifier_out = save_classifier(out_dir / CLASSIFIER_NAME, cl.classifier, cl.known, cl.trained,
+                                         latents.mu.shape[1])
+        written.append(classifier_out)
     written += write_plots(out_dir, results, metrics, Path(training_log) if training_log else None,
                            truth_names=np.where(truth_names == "", "(no truth)", truth_names)
                            if truth_names is not None else None)
-    if stack_path is not None:
+    if prior is not None:
+        from affinitomo.plots.latent_similarity import plot_latent_similarity
+
+        written.append(plot_latent_similarity(out_dir / "latent_similarity.png", prior["names"], prior["matrix"],
+                                              prior["cosine"], prior["rho"], prior["basis"]))
+    if decoded is not None:
+        written += _write_decoded(out_dir, decoded)
+    if stack is not None:
         from affinitomo.cluster.averages import write_averages
 
         px = pd.to_numeric(table["afmPixelSize"], errors="coerce").to_numpy(float)
         voxel = float(np.nanmedian(px)) if np.isfinite(px).any() else None
         written += write_averages(out_dir, stack_path, numbers, dict(zip(classes["number"], classes["name"])),
                                   latents.rotation, voxel)
+    info = run_info(table, tomograms=tomogram_paths, particles=particles_path, latents=latents_path,
+                    embedding=embedding_path, stack=stack_path, checkpoint=checkpoint, classifier=classifier_out,
+                    particle_diameter=particle_diameter)
+    written.append(write_json(out_dir / RUN_INFO_NAME, info))
     log.info("wrote %d files to %s", len(written), out_dir)
     return {"n_particles": n, "n_unknown": n_unknown, "classes": classes, "metrics": metrics,
             "files": written}
+
+
+def _decoded_views(model: Any, ckpt: dict, stack: np.ndarray, latents: Latents, numbers: np.ndarray,
+                   classes: pd.DataFrame, seed: int) -> dict[str, Any] | None:
+    """Reconstructions of a few particles per group and traversals around the largest group."""
+    from affinitomo.cluster.decoded import pick_examples, reconstruct_rows, traversals
+    from affinitomo.cluster.results import group_names
+
+    examples = pick_examples(numbers, seed=seed)
+    if not examples:
+        log.info("no numbered groups: no reconstructions or traversals")
+        return None
+    names = group_names(np.array(list(examples)), classes)
+    normalise = ckpt["train_config"].normalise
+    groups = []
+    for name, rows in zip(names, examples.values()):
+        inputs, recons = reconstruct_rows(model, stack, rows, normalise)
+        groups.append((str(name), inputs, recons))
+    counts = {g: int(np.sum(numbers == g)) for g in examples}
+    largest = max(counts, key=counts.get)
+    trav = traversals(model, latents.mu, latents.pose, np.flatnonzero(numbers == largest))
+    trav["anchor"] = str(group_names(np.array([largest]), classes)[0])
+    return {"groups": groups, "traversals": trav}
+
+
+def _write_decoded(out_dir: Path, decoded: dict[str, Any]) -> list[Path]:
+    from affinitomo.plots.reconstructions import plot_reconstructions
+    from affinitomo.plots.traversals import plot_traversals
+
+    trav = decoded["traversals"]
+    return [plot_reconstructions(out_dir / "reconstructions.png", decoded["groups"]),
+            plot_traversals(out_dir / "traversals.png", trav["volumes"], trav["rows"], trav["offsets"],
+                            title=f"Latent traversals around the mean latent of '{trav['anchor']}' "
+                                  f"(central z slice)")]

@@ -1,10 +1,17 @@
 """Reading and writing volumes: MRC (mrcfile) and TIFF (tifffile).
 
 Arrays are indexed ``[z, y, x]``; voxel sizes are in Å.
+
+Voxel size: MRC files carry it in the header; TIFF files in ImageJ metadata (the
+``XResolution`` tag, pixels per ``unit``, or else the ``spacing`` entry; units nm, µm,
+Å, pm). An explicit ``voxel_size`` argument wins over the file (headers are often
+wrong: 1.0, or the unbinned size), but a difference of more than 1% is logged as a
+warning naming the file, never applied silently.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mrcfile
@@ -16,6 +23,14 @@ from affinitomo.io.atomic import atomic_path
 MRC_SUFFIXES = {".mrc", ".mrcs", ".map", ".rec", ".st", ".ali"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
 SUPPORTED_MRC_MODES = {0, 1, 2, 6, 12}
+#: Relative difference above which a given voxel size and the file's are said to differ.
+VOXEL_SIZE_TOLERANCE = 0.01
+#: Length units of ImageJ metadata, in Å.
+_UNITS_A = {"nm": 10.0, "nanometer": 10.0, "nanometre": 10.0, "um": 1e4, "\u00b5m": 1e4, "\u03bcm": 1e4,
+            "micron": 1e4, "microns": 1e4, "micrometer": 1e4, "a": 1.0, "\u00e5": 1.0, "angstrom": 1.0,
+            "angstroms": 1.0, "pm": 0.01, "mm": 1e7}
+
+log = logging.getLogger(__name__)
 
 
 def _check_exists(path: Path) -> None:
@@ -25,13 +40,51 @@ def _check_exists(path: Path) -> None:
         raise InputError(path, "suffix", f"a volume file ({', '.join(sorted(MRC_SUFFIXES | TIFF_SUFFIXES))})")
 
 
+def tiff_voxel_size(path: str | Path) -> float | None:
+    """Voxel size (Å) from a TIFF's ImageJ metadata, or ``None`` when it sets none.
+
+    The x resolution tag (pixels per unit) gives the in-plane size; the ImageJ
+    ``spacing`` (z step) is used when that tag is absent or 1. ``unit`` must be a
+    length (nm, µm, Å, pm, mm); ``pixel`` or a missing unit give ``None``.
+    """
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.imagej_metadata or {}
+        unit = str(meta.get("unit", "")).strip().lower().replace("\\u00b5", "\u00b5")  # ImageJ escapes µ
+        scale = _UNITS_A.get(unit)
+        if scale is None:
+            return None
+        size = None
+        tag = tif.pages[0].tags.get("XResolution")
+        if tag is not None:
+            num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
+            if num > 0 and den > 0 and num != den:
+                size = den / num
+        if size is None and meta.get("spacing"):
+            size = float(meta["spacing"])
+    if size is None or not np.isfinite(size) or size <= 0:
+        return None
+    return float(size * scale)
+
+
+def _choose_voxel_size(path: Path, from_file: float | None, given: float | None) -> float | None:
+    """The given voxel size wins; warn when the file says something else (> 1%)."""
+    if given is None:
+        return from_file
+    if from_file is not None and abs(from_file - given) > VOXEL_SIZE_TOLERANCE * from_file:
+        log.warning("%s: the given voxel size %g Å differs from the file's %g Å; using %g Å", path, given, from_file, given)
+    return float(given)
+
+
 def open_volume(path: str | Path, voxel_size: float | None = None) -> tuple[np.ndarray, float | None]:
     """Open a volume without reading it into memory where the format allows.
 
     MRC files are memory-mapped (``mrcfile.mmap``); TIFF files are memory-mapped
     when uncompressed and contiguous, otherwise read. Returns the array
-    (``[z, y, x]``, read-only view) and the voxel size in Å (``None`` when the
-    header does not set it and none was given).
+    (``[z, y, x]``, read-only view) and the voxel size in Å: ``voxel_size`` when
+    given (a warning is logged when the file's differs by more than 1%), else the
+    MRC header's or the TIFF's ImageJ metadata's, else ``None``.
     """
     path = Path(path)
     _check_exists(path)
@@ -46,7 +99,7 @@ def open_volume(path: str | Path, voxel_size: float | None = None) -> tuple[np.n
             raise InputError(path, None, f"a readable TIFF volume ({exc})") from exc
         if data.ndim != 3:
             raise InputError(path, "shape", f"a 3D volume, got shape {data.shape}")
-        return data, voxel_size
+        return data, _choose_voxel_size(path, tiff_voxel_size(path), voxel_size)
     try:
         mrc = mrcfile.mmap(path, mode="r", permissive=False)
     except Exception as exc:
@@ -60,7 +113,7 @@ def open_volume(path: str | Path, voxel_size: float | None = None) -> tuple[np.n
     if data.ndim == 2:
         data = data[None]
     vs = float(mrc.voxel_size.x)
-    return data, (voxel_size if voxel_size is not None else (vs if vs > 0 else None))
+    return data, _choose_voxel_size(path, vs if vs > 0 else None, voxel_size)
 
 
 def read_volume(path: str | Path, voxel_size: float | None = None) -> tuple[np.ndarray, float | None]:

@@ -48,3 +48,24 @@ def affinity_loss(mu: torch.Tensor, labels: torch.Tensor, matrix: torch.Tensor) 
     target = matrix.to(cos.dtype)[lab[:, None], lab[None, :]]
     iu = torch.triu_indices(n, n, offset=1, device=mu.device)
     return (cos[iu[0], iu[1]] - target[iu[0], iu[1]]).abs().mean()
+
+
+def pose_loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Mean chordal distance between predicted and true rotations, over rows with a true pose.
+
+    ``||R_pred - R_true||_F^2 / 4 = 1 - cos(angle)``: 0 when equal, 2 at 180 degrees, smooth
+    everywhere (unlike the geodesic angle at 0), on the same [0, 2] scale as the affinity term.
+    Rows of ``true`` holding NaN (pose unknown) are left out; 0 (with a gradient path) when
+    none is known.
+
+    Symmetry caveat: for a class with point-group symmetry several poses give the same
+    particle; the loss then pulls towards one of them chosen by how the particle was
+    simulated, which the encoder cannot see. The least-squares answer is the projection of
+    the average of the equivalent rotations, so for such classes the loss stays high and
+    the pose about the symmetry axis is arbitrary; poses of asymmetric classes are unaffected.
+    """
+    known = torch.isfinite(true).flatten(1).all(1)
+    if not bool(known.any()):
+        return predicted.sum() * 0.0
+    diff = predicted.float()[known] - true[known].to(predicted.device, torch.float32)
+    return diff.pow(2).sum((1, 2)).mean() / 4.0

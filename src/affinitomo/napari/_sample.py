@@ -1,4 +1,4 @@
-"""npe2 sample data: a small synthetic results folder, generated in code (no download)."""
+"""npe2 sample data: one small demo tomogram simulated in code (no download)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from affinitomo.napari.session import load_session
 
 
 def make_demo_sample() -> list[LayerData]:
-    """A 48x160x160 tomogram at 10 Å with 60 particles of four shapes (one held out as 'unknown').
+    """The package's demo simulator at 64x192x192 voxels of 10 Å, 5 particles of each of its 10
+    classes (one held out, shown as 'unknown'), with synthetic cluster results (about 1 s).
 
     The files go to a fresh temporary folder, so the session can save an edited table beside them.
     """

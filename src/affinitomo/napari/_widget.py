@@ -4,7 +4,8 @@ Selection is a set of rows of the session's particle table. A lasso or box in th
 scatter selects those rows in every points layer of the session (napari selection
 plus a yellow border, visible in any mode); selecting points in the viewer
 selects them in the scatter (yellow rings). A single selected particle is shown
-up close: three orthogonal slices of its subtomogram next to its class average.
+up close: three orthogonal slices of its subtomogram, of the model's reconstruction
+(when the run has a checkpoint) and of its class average.
 
 Large tables stay fluid: above ``MARKERS_MAX`` points the scatter is a binned RGBA
 image, above ``RINGS_MAX`` selected points the selection is an overlay image, and
@@ -38,6 +39,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from affinitomo.errors import InputError
 from affinitomo.napari.layers import PLAIN_BORDER, SELECTED_BORDER, vectors_layer
 from affinitomo.napari.orthoviews import draw_particle
 from affinitomo.napari.raster import extent_of, mask_image, scatter_image
@@ -151,9 +153,9 @@ class ReviewWidget(QWidget):
         grid.addWidget(self.save_button, 1, 1, 1, 2)
         layout.addWidget(group)
 
-        self.particle_figure = Figure(figsize=(4, 2.8), tight_layout=True)
+        self.particle_figure = Figure(figsize=(4, 4.0), tight_layout=True)
         self.particle_canvas = FigureCanvasQTAgg(self.particle_figure)
-        self.particle_canvas.setMinimumHeight(200)
+        self.particle_canvas.setMinimumHeight(280)
         self.aligned = QCheckBox("align particle to its pose")
         self.aligned.toggled.connect(lambda _: self._show_current_particle())
         layout.addWidget(self.aligned)
@@ -514,18 +516,25 @@ class ReviewWidget(QWidget):
         self.viewer.camera.center = tuple(zyx)
 
     def show_particle(self, row: int) -> None:
-        """Three orthogonal slices of the particle's subtomogram next to its class average."""
+        """Three orthogonal slices of the particle's subtomogram, the model's reconstruction
+        (when the run has a checkpoint; CPU, model cached) and the class average."""
         if self.session is None:
             return
         self._current_row = int(row)
+        aligned = self.aligned.isChecked()
         name = str(self.session.table["afmClassName"].iloc[row])
-        draw_particle(
-            self.particle_figure,
-            self.session.subtomogram(row, aligned=self.aligned.isChecked()),
-            self.session.class_average(name),
-            title=f"particle {int(self.session.table['afmParticleId'].iloc[row])} ({name or 'unlabelled'})",
-            average_title=f"average {name}" if name else "no class",
-        )
+        pid = int(self.session.table["afmParticleId"].iloc[row])
+        sub = self.session.subtomogram(row, aligned=aligned)
+        try:
+            recon = self.session.reconstruction(row, aligned=aligned)
+        except (InputError, ValueError) as exc:  # a checkpoint that is not ours, a wrong box
+            recon = (None, f"reconstruction failed: {exc}")
+        average = self.session.class_average(name)
+        draw_particle(self.particle_figure, [
+            (sub, f"particle {pid} ({name or 'unlabelled'})" if sub is not None else "particle: tomogram not loaded"),
+            recon,
+            (average, f"average {name}" if average is not None else f"average: none for '{name or 'unlabelled'}'"),
+        ])
         self.particle_canvas.draw_idle()
 
     def _show_current_particle(self) -> None:

@@ -1,149 +1,127 @@
-"""A small synthetic results folder for the napari sample data, tests and benchmarks.
+"""A small results folder for the napari sample data, tests and benchmarks.
 
-Particles of a few asymmetric shapes (sums of Gaussian blobs) are placed at random,
-non-overlapping positions and random poses in a noisy tomogram. Latent vectors are
-drawn around a per-class centre, and the 2D coordinates stored as ``afmUMAP0/1`` are
-their PCA projection, so clusters, medoids and re-embedding behave as on real output.
-One class plays the held-out protein: it is reported as 'unknown'.
+The tomogram, particles, poses and templates come from the package's demo
+simulator (:func:`affinitomo.simulate.demo.simulate_demo`: pseudo-protein phantoms,
+missing wedge, CTF, noise). What the later stages would add is synthesised from the
+truth so that the sample opens in seconds without training: latent vectors drawn
+around a per-class centre, their PCA projection as ``afmUMAP0/1``, the true class as
+the assignment (the held-out class as 'unknown'), the templates as class averages.
+Clusters, medoids and re-embedding then behave as on real output.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from affinitomo.geometry import matrix_to_euler, random_matrices, rotate_volume
 from affinitomo.io.atomic import atomic_path
-from affinitomo.io.volumes import write_volume
+from affinitomo.io.volumes import read_volume, write_volume
+from affinitomo.napari.features import UNKNOWN
 
-# blob centres (x, y, z) in units of the particle radius; the last is the held-out class
-SHAPES: dict[str, list[tuple[float, float, float]]] = {
-    "dimer": [(-0.5, 0, 0), (0.5, 0, 0), (0.5, 0, 0.6)],
-    "trimer": [(0, 0.55, 0), (0.5, -0.3, 0), (-0.5, -0.3, 0), (0, 0, 0.7)],
-    "ring": [(0.6 * np.cos(a), 0.6 * np.sin(a), 0.25 * np.sin(2 * a)) for a in np.linspace(0, 2 * np.pi, 7)[:-1]],
-    "rod": [(0, 0, -0.75), (0, 0, -0.25), (0, 0, 0.25), (0, 0, 0.75), (0.4, 0, 0.75)],
-}
-HELD_OUT = "rod"
+SAMPLE_SHAPE = (64, 192, 192)  # [z, y, x]: ~0.6 s to simulate on 2 cores
+SAMPLE_PER_CLASS = 5  # 10 classes -> 50 particles
 
 
-def template(name: str, box: int) -> np.ndarray:
-    """The class's density map, ``[z, y, x]`` float32, protein bright, centred at ``box // 2``."""
-    radius = box / 4
-    grid = np.indices((box, box, box), dtype=np.float32) - box // 2  # z, y, x
-    vol = np.zeros((box, box, box), dtype=np.float32)
-    sigma = radius / 3.5
-    for x, y, z in SHAPES[name]:
-        d2 = (grid[2] - x * radius) ** 2 + (grid[1] - y * radius) ** 2 + (grid[0] - z * radius) ** 2
-        vol += np.exp(-d2 / (2 * sigma**2))
-    return vol / vol.max()
+def synthetic_results(truth: pd.DataFrame, known: Sequence[str], latent_dim: int = 8,
+                      seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """(results table, latents) as the cluster stage would write them, from a truth table.
 
-
-def place_centres(n: int, shape: tuple[int, int, int], spacing: float, rng: np.random.Generator) -> np.ndarray:
-    """Up to ``n`` random (x, y, z) centres at least ``spacing`` apart, inside ``shape`` ([z, y, x])."""
-    margin = spacing / 2
-    hi = np.array(shape[::-1], dtype=float) - margin
-    centres: list[np.ndarray] = []
-    from scipy.spatial import cKDTree
-
-    for _ in range(20):
-        need = n - len(centres)
-        if need <= 0:
-            break
-        cand = rng.uniform(margin, hi, size=(need * 3, 3))
-        for c in cand:
-            if len(centres) >= n:
-                break
-            if centres and cKDTree(np.array(centres)).query(c)[0] < spacing:
-                continue
-            centres.append(c)
-    return np.rint(np.array(centres)).astype(float)
-
-
-def make_demo(
-    n_particles: int = 60,
-    shape: tuple[int, int, int] = (48, 160, 160),
-    pixel_size: float = 10.0,
-    box: int = 16,
-    noise: float = 0.2,
-    latent_dim: int = 8,
-    render: bool = True,
-    seed: int = 0,
-) -> tuple[np.ndarray, pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
-    """(tomogram, particle table, class averages, latents) for one synthetic tomogram.
-
-    ``render=False`` skips drawing the particles (fast, for benchmarks with 100k points).
+    ``truth`` needs ``afmClassName``; classes not in ``known`` are assigned 'unknown'.
     """
     rng = np.random.default_rng(seed)
-    names = list(SHAPES)
-    known = [n for n in names if n != HELD_OUT]
-    if render:
-        centres = place_centres(n_particles, shape, spacing=box * 0.75, rng=rng)
-    else:
-        centres = np.rint(rng.uniform(box / 2, np.array(shape[::-1]) - box / 2, size=(n_particles, 3)))
-    n = len(centres)
-    truth = rng.integers(0, len(names), size=n)
-    mats = random_matrices(n, rng)
-    angles = matrix_to_euler(mats)
-    templates = {name: template(name, box) for name in names}
-    tomogram = rng.normal(0.0, noise, size=shape).astype(np.float32)
-    if render:
-        half = box // 2
-        for c, k, a in zip(centres.astype(int), truth, mats):
-            vol = rotate_volume(templates[names[k]], a)
-            x, y, z = c
-            sl = (slice(z - half, z - half + box), slice(y - half, y - half + box), slice(x - half, x - half + box))
-            tomogram[sl] += vol[: tomogram[sl].shape[0], : tomogram[sl].shape[1], : tomogram[sl].shape[2]]
-    class_centres = rng.normal(0, 3.0, size=(len(names), latent_dim))
-    latents = (class_centres[truth] + rng.normal(0, 1.0, size=(n, latent_dim))).astype(np.float32)
+    names = list(dict.fromkeys(truth["afmClassName"].astype(str)))
+    index = {name: i for i, name in enumerate(names)}
+    truth_id = truth["afmClassName"].astype(str).map(index).to_numpy()
+    n = len(truth)
+    centres = rng.normal(0, 3.0, size=(len(names), latent_dim))
+    latents = (centres[truth_id] + rng.normal(0, 1.0, size=(n, latent_dim))).astype(np.float32)
     centred = latents - latents.mean(axis=0)
     _, _, vt = np.linalg.svd(centred[: min(n, 20000)], full_matrices=False)
     umap2 = centred @ vt[:2].T
-    confidence = np.clip(rng.beta(8, 2, size=n), 0, 1)
-    assigned = np.array([names[k] if names[k] in known else "unknown" for k in truth], dtype=object)
-    numbers = np.array([known.index(a) + 1 if a in known else 0 for a in assigned])
-    table = pd.DataFrame(
-        {
-            "rlnTomoName": "demo",
-            "rlnCoordinateX": centres[:, 0],
-            "rlnCoordinateY": centres[:, 1],
-            "rlnCoordinateZ": centres[:, 2],
-            "rlnAngleRot": angles[:, 0],
-            "rlnAngleTilt": angles[:, 1],
-            "rlnAnglePsi": angles[:, 2],
-            "rlnClassNumber": numbers,
-            "afmClassName": assigned,
-            "afmClusterId": truth,
-            "afmConfidence": confidence,
-            "afmUMAP0": umap2[:, 0],
-            "afmUMAP1": umap2[:, 1],
-            "afmPixelSize": float(pixel_size),
-            "afmParticleId": np.arange(n),
-        }
-    )
-    averages = {name: templates[name] for name in known}
-    return tomogram, table, averages, latents
+    known = list(known)
+    assigned = np.array([name if name in known else UNKNOWN for name in truth["afmClassName"].astype(str)], dtype=object)
+    table = truth.reset_index(drop=True).copy()
+    table["afmClassName"] = assigned
+    table["rlnClassNumber"] = [known.index(a) + 1 if a in known else 0 for a in assigned]
+    table["afmClusterId"] = truth_id
+    table["afmConfidence"] = np.clip(rng.beta(8, 2, size=n), 0, 1)
+    table["afmUMAP0"] = umap2[:, 0]
+    table["afmUMAP1"] = umap2[:, 1]
+    if "afmParticleId" not in table.columns:
+        table["afmParticleId"] = np.arange(n)
+    return table, latents
 
 
-def write_demo_results(out_dir: str | Path, **kwargs: object) -> Path:
-    """Write a demo as ``out_dir/tomograms/demo.mrc`` and ``out_dir/results/`` (STAR, classes,
-    averages, latents, run.json); returns the results folder."""
+def write_results(results: Path, table: pd.DataFrame, latents: np.ndarray, known: Sequence[str],
+                  tomograms: dict[str, Path], averages: dict[str, np.ndarray], pixel_size: float,
+                  diameter: float | None = None) -> Path:
+    """Write a results folder: particles.star, classes.csv, averages/, latents.npz, run.json.
+
+    ``diameter`` (Å) goes to run.json's ``particle_diameter`` when given.
+    """
+    from affinitomo.cluster.results import safe_name
     from affinitomo.io.particles import write_particles
 
-    out_dir = Path(out_dir)
-    tomogram, table, averages, latents = make_demo(**kwargs)  # type: ignore[arg-type]
-    pixel = float(table["afmPixelSize"].iloc[0]) if len(table) else 10.0
-    results = out_dir / "results"
-    tomo_path = write_volume(out_dir / "tomograms" / "demo.mrc", tomogram, pixel)
     write_particles(results / "particles.star", table)
     for name, vol in averages.items():
-        write_volume(results / "averages" / f"{name}.mrc", vol, pixel)
+        write_volume(results / "averages" / f"{safe_name(name)}.mrc", vol, pixel_size)
     with atomic_path(results / "classes.csv") as tmp:
-        pd.DataFrame({"name": list(averages), "number": range(1, len(averages) + 1), "known": 1}).to_csv(tmp, index=False)
+        pd.DataFrame({"name": list(known), "number": range(1, len(known) + 1), "known": 1}).to_csv(tmp, index=False)
     with atomic_path(results / "latents.npz") as tmp:
-        np.savez(tmp, particle_id=table["afmParticleId"].to_numpy(), mu=latents)
+        with open(tmp, "wb") as handle:
+            np.savez(handle, particle_id=table["afmParticleId"].to_numpy(), mu=latents)
+    run = {"tomograms": {k: str(Path(v).resolve()) for k, v in tomograms.items()}, "latents": "latents.npz"}
+    if diameter:
+        run["particle_diameter"] = float(diameter)
     with atomic_path(results / "run.json") as tmp:
-        tmp.write_text(json.dumps({"tomograms": {"demo": str(tomo_path.resolve())}, "latents": "latents.npz"}, indent=1))
+        tmp.write_text(json.dumps(run, indent=1))
     return results
+
+
+def write_demo_results(out_dir: str | Path, *, seed: int = 0, shape: Sequence[int] = SAMPLE_SHAPE,
+                       per_class: int = SAMPLE_PER_CLASS) -> Path:
+    """Simulate one demo tomogram into ``out_dir`` and write ``out_dir/results``; returns the results folder."""
+    from affinitomo.io.particles import read_particles
+    from affinitomo.simulate.demo import simulate_demo
+
+    out_dir = Path(out_dir)
+    summary = simulate_demo(out_dir, seed=seed, n_tomograms=1, shape=tuple(shape), per_class=per_class, progress=False)
+    classes = pd.read_csv(out_dir / "classes.csv")
+    known = [str(n) for n, k in zip(classes["name"], classes["known"]) if str(k).lower() in ("true", "1")]
+    truth = read_particles(out_dir / "truth.star")
+    table, latents = synthetic_results(truth, known, seed=seed)
+    pixel = float(table["afmPixelSize"].iloc[0])
+    tomograms = {name: out_dir / "tomograms" / f"{name}.mrc" for name in table["rlnTomoName"].unique()}
+    averages = {name: read_volume(out_dir / "templates" / f"{name}.mrc")[0] for name in known}
+    diameter = 2 * float(np.median([c["radius_voxels"] for c in summary["classes"]])) * pixel
+    return write_results(out_dir / "results", table, latents, known, tomograms, averages, pixel, diameter)
+
+
+def write_synthetic_scale(out_dir: str | Path, *, n_particles: int = 100_000, shape: Sequence[int] = (64, 1024, 1024),
+                          pixel_size: float = 10.0, seed: int = 0) -> Path:
+    """A results folder with ``n_particles`` at random positions of one noise tomogram (for benchmarks).
+
+    So many particles cannot be placed without overlap, so none is drawn: this measures
+    the review's handling of the table and layers, not the picture.
+    """
+    from affinitomo.simulate.phantoms import DEFAULT_HELD_OUT, demo_phantoms
+
+    rng = np.random.default_rng(seed)
+    out_dir = Path(out_dir)
+    names = [p.name for p in demo_phantoms()]
+    known = [n for n in names if n != DEFAULT_HELD_OUT]
+    shape = tuple(int(v) for v in shape)
+    xyz = np.rint(rng.uniform(8, np.array(shape[::-1]) - 8, size=(n_particles, 3)))
+    truth = pd.DataFrame({
+        "rlnTomoName": "scale", "rlnCoordinateX": xyz[:, 0], "rlnCoordinateY": xyz[:, 1], "rlnCoordinateZ": xyz[:, 2],
+        "rlnAngleRot": rng.uniform(-180, 180, n_particles), "rlnAngleTilt": np.degrees(np.arccos(rng.uniform(-1, 1, n_particles))),
+        "rlnAnglePsi": rng.uniform(-180, 180, n_particles), "afmClassName": rng.choice(names, n_particles),
+        "afmPixelSize": pixel_size, "afmParticleId": np.arange(n_particles),
+    })
+    table, latents = synthetic_results(truth, known, seed=seed)
+    tomo = write_volume(out_dir / "tomograms" / "scale.mrc", rng.normal(0, 1, size=shape).astype(np.float32), pixel_size)
+    return write_results(out_dir / "results", table, latents, known, {"scale": tomo}, {}, pixel_size, 16 * pixel_size)

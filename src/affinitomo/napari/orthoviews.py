@@ -1,4 +1,4 @@
-"""Matplotlib drawing of one particle: XY/XZ/YZ slices of its subtomogram and of its class average."""
+"""Matplotlib drawing of one particle: XY/XZ/YZ slices of several volumes, one row each."""
 
 from __future__ import annotations
 
@@ -11,20 +11,19 @@ from affinitomo.napari.particle_view import orthogonal_slices
 PLANES = ("XY", "XZ", "YZ")
 
 
-def draw_particle(figure: Figure, subtomogram: np.ndarray | None, average: np.ndarray | None,
-                  title: str = "particle", average_title: str = "class average") -> None:
-    """Redraw ``figure`` as a 2x3 grid: the particle's slices on top, the average's below.
+def draw_particle(figure: Figure, panels: list[tuple[np.ndarray | None, str]]) -> None:
+    """Redraw ``figure`` as one row of three slices per ``(volume, label)`` panel.
 
-    Each volume gets its own 1-99 percentile contrast; a missing volume is said, not drawn.
+    Each volume gets its own 1-99 percentile contrast; a missing volume (None) shows its
+    label, which should say why it is missing.
     """
     figure.clear()
-    axes = figure.subplots(2, 3)
-    for r, (vol, label) in enumerate(((subtomogram, title), (average, average_title))):
+    axes = np.atleast_2d(figure.subplots(len(panels), 3))
+    for r, (vol, label) in enumerate(panels):
         if vol is None:
             for ax in axes[r]:
                 ax.set_axis_off()
-            axes[r, 1].text(0.5, 0.5, f"{label}: not available", ha="center", va="center", fontsize=8,
-                            transform=axes[r, 1].transAxes)
+            axes[r, 1].text(0.5, 0.5, label, ha="center", va="center", fontsize=7, transform=axes[r, 1].transAxes)
             continue
         low, high = contrast_limits(vol)
         for ax, image, plane in zip(axes[r], orthogonal_slices(vol), PLANES):

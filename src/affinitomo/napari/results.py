@@ -3,8 +3,11 @@
 A results folder holds ``particles.star`` (the canonical particle table with the
 cluster stage's columns), ``classes.csv``, optionally ``averages/<class>.mrc`` and
 ``run.json`` (``{"tomograms": {name: path}, "stack": path, "latents": path,
-"checkpoint": path}``; every key optional, relative paths are resolved against the
-results folder first, then the working directory).
+"checkpoint": path, "particle_diameter": Å}``; every key optional, relative paths are
+resolved against the results folder first, then the working directory). Keys that
+run.json does not give are looked up in the Snakemake workflow's layout, where the
+results folder holds ``extract/subtomos.npy``, ``encode/latents.npz`` and
+``train/model.pt`` (:data:`WORKFLOW_LAYOUT`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 PARTICLES_NAME = "particles.star"
 RUN_INFO_NAME = "run.json"
 VOLUME_SUFFIXES = tuple(sorted(MRC_SUFFIXES | TIFF_SUFFIXES))
+WORKFLOW_LAYOUT = {"stack": "extract/subtomos.npy", "latents": "encode/latents.npz", "checkpoint": "train/model.pt"}
 
 
 @dataclass
@@ -49,8 +53,16 @@ def _resolve(value: object, base: Path, path: Path, key: str) -> Path:
 
 
 def read_run_info(results_dir: str | Path) -> RunInfo:
-    """Read ``results_dir/run.json``; an absent file gives an empty :class:`RunInfo`."""
+    """Read ``results_dir/run.json``, completed from :data:`WORKFLOW_LAYOUT` where files exist."""
     results_dir = Path(results_dir)
+    info = _read_run_json(results_dir)
+    for key, relative in WORKFLOW_LAYOUT.items():
+        if getattr(info, key) is None and (results_dir / relative).is_file():
+            setattr(info, key, results_dir / relative)
+    return info
+
+
+def _read_run_json(results_dir: Path) -> RunInfo:
     path = results_dir / RUN_INFO_NAME
     if not path.is_file():
         return RunInfo()

@@ -29,6 +29,7 @@ from affinitomo.io.volumes import read_volume
 from affinitomo.napari import results as res
 from affinitomo.napari.features import UNKNOWN, UNLABELLED, ClassPalette, particle_features
 from affinitomo.napari.particle_view import align_to_reference, box_size_for, crop_box
+from affinitomo.napari.reconstruction import Reconstructor
 from affinitomo.napari.selection import medoid
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ class ReviewSession:
         self.diameter = float(diameter) if diameter else self._estimate_diameter()
         self._latents: np.ndarray | None = None
         self.latent_source = ""
+        self._reconstructor: Reconstructor | None = None
+        self._stack_index: np.ndarray | None = None  # stack row of each table row, -1 if none
 
     # ----------------------------------------------------------------- classes
     def _class_numbers(self, class_names: list[str]) -> dict[str, int]:
@@ -232,26 +235,103 @@ class ReviewSession:
         return {str(k): np.flatnonzero(key.to_numpy() == k) for k in sorted(key.unique(), key=str)}
 
     # -------------------------------------------------------------- one particle
-    def subtomogram(self, row: int, *, aligned: bool = False) -> np.ndarray | None:
-        """The particle's box (about twice its diameter) from its tomogram, None if not loaded."""
+    def subtomogram(self, row: int, *, aligned: bool = False, box: int | None = None) -> np.ndarray | None:
+        """The particle's box (default about twice its diameter) from its tomogram, None if not loaded."""
         t = self.table.iloc[int(row)]
         tomo = self.tomograms.get(str(t["rlnTomoName"]))
         if tomo is None or tomo.data is None:
             return None
-        box = box_size_for(self.diameter / tomo.pixel_size)
+        box = box or box_size_for(self.diameter / tomo.pixel_size)
         sub = crop_box(tomo.data, (t["rlnCoordinateX"], t["rlnCoordinateY"], t["rlnCoordinateZ"]), box)
-        if aligned and "rlnAngleRot" in self.table.columns:
-            a = euler_to_matrix(t["rlnAngleRot"], t["rlnAngleTilt"], t["rlnAnglePsi"])
-            sub = align_to_reference(sub, a)
-        return sub
+        return self._aligned(row, sub) if aligned else sub
+
+    def _aligned(self, row: int, volume: np.ndarray) -> np.ndarray:
+        if "rlnAngleRot" not in self.table.columns:
+            return volume
+        t = self.table.iloc[int(row)]
+        return align_to_reference(volume, euler_to_matrix(t["rlnAngleRot"], t["rlnAngleTilt"], t["rlnAnglePsi"]))
 
     def class_average(self, name: str) -> np.ndarray | None:
-        """``RESULTS/averages/<name>.mrc`` if present (cached)."""
+        """``RESULTS/averages/<name>.mrc`` (the cluster stage's file name) if present (cached)."""
+        from affinitomo.cluster.results import safe_name
+
         if name not in self.averages and self.results_dir is not None:
-            path = self.results_dir / "averages" / f"{name}.mrc"
+            path = self.results_dir / "averages" / f"{safe_name(name)}.mrc"
             if path.is_file():
                 self.averages[name] = read_volume(path)[0]
         return self.averages.get(name)
+
+    # ---------------------------------------------------------- reconstruction
+    @property
+    def reconstructor(self) -> Reconstructor | None:
+        """The checkpoint named by run.json (or the workflow layout), loaded on first use."""
+        path = self.run_info.checkpoint
+        if path is None or not Path(path).is_file():
+            return None
+        if self._reconstructor is None:
+            self._reconstructor = Reconstructor(path)
+        return self._reconstructor
+
+    def stack_row(self, row: int) -> int | None:
+        """The particle's row in run.json's stack, or None.
+
+        The stack's own table (``particles.star`` beside it, as extract writes) maps
+        ``afmParticleId`` to stack rows; without it, table and stack must have the same length.
+        """
+        stack = self.run_info.stack
+        if stack is None or not Path(stack).is_file():
+            return None
+        if self._stack_index is None:
+            self._stack_index = self._map_stack(Path(stack))
+        index = int(self._stack_index[int(row)])
+        return index if index >= 0 else None
+
+    def _map_stack(self, stack: Path) -> np.ndarray:
+        from affinitomo.io.particles import read_particles
+
+        n = int(np.load(stack, mmap_mode="r").shape[0])
+        beside = stack.parent / res.PARTICLES_NAME
+        ids = self.table["afmParticleId"].to_numpy()
+        if beside.is_file():
+            stack_ids = read_particles(beside)["afmParticleId"].to_numpy()
+            if len(stack_ids) == n:
+                order = np.argsort(stack_ids, kind="stable")
+                pos = np.clip(np.searchsorted(stack_ids[order], ids), 0, n - 1)
+                return np.where(stack_ids[order][pos] == ids, order[pos], -1)
+            log.warning("%s has %d rows but the stack %s has %d; ignoring it", beside, len(stack_ids), stack, n)
+        if n == len(self.table):
+            return np.arange(n)
+        log.warning("cannot match the stack %s (%d rows) to the table (%d rows)", stack, n, len(self.table))
+        return np.full(len(self.table), -1)
+
+    def model_input(self, row: int, box: int) -> tuple[np.ndarray | None, str]:
+        """(the ``box``^3 volume the model sees for this particle, where it came from).
+
+        The stack row when the stack matches (what the model was trained and encoded on,
+        with extract's binning, normalisation and inversion), else a box cut from the
+        tomogram (right when extraction used no binning and no inversion).
+        """
+        index = self.stack_row(row)
+        if index is not None:
+            stack = np.load(self.run_info.stack, mmap_mode="r")
+            if stack.shape[-1] == box:
+                return np.array(stack[index], dtype=np.float32), "stack"
+            log.warning("stack boxes are %d^3 but the model takes %d^3", stack.shape[-1], box)
+        return self.subtomogram(row, box=box), "tomogram"
+
+    def reconstruction(self, row: int, *, aligned: bool = False) -> tuple[np.ndarray | None, str]:
+        """(the model's reconstruction of the particle, or None, and a label that says which/why not)."""
+        rec = self.reconstructor
+        if rec is None:
+            return None, "reconstruction: no checkpoint (run.json 'checkpoint' or train/model.pt)"
+        try:
+            volume, source = self.model_input(row, rec.box)
+        except InputError as exc:
+            return None, f"reconstruction: {exc}"
+        if volume is None:
+            return None, "reconstruction: neither the stack nor the tomogram is available"
+        out = rec.reconstruct(volume)
+        return (self._aligned(row, out) if aligned else out), f"model ({source})"
 
     # --------------------------------------------------------------- diameter
     def _estimate_diameter(self) -> float:

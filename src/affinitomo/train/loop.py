@@ -22,15 +22,15 @@ from affinitomo.model.checkpoint import load_checkpoint, save_checkpoint
 from affinitomo.model.vae import AffinityVAE
 from affinitomo.train import distributed as ddp
 from affinitomo.train.config import TrainConfig, config_from_dict
-from affinitomo.train.data import SubtomoStack, rot90_augment, split_indices
+from affinitomo.train.data import AUGMENTATION_GROUPS, StackSet, SubtomoStack, group_augment, stratified_split
 from affinitomo.train.device import autocast, pick_device
 
 log = logging.getLogger(__name__)
 
-TERMS = ("total", "recon", "kl", "affinity")
+TERMS = ("total", "recon", "kl", "affinity", "pose")
 CSV_COLUMNS = (
     ["epoch"] + [f"train_{t}" for t in TERMS] + [f"val_{t}" for t in TERMS]
-    + ["beta", "gamma", "samples_per_s", "seconds"]
+    + ["val_real_total", "beta", "gamma", "samples_per_s", "seconds"]
 )
 # Options that may change between a run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "num_threads", "checkpoint_every"}
@@ -42,12 +42,37 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainingData:
-    """What training needs: the stack, per-row labels (-1 = unlabelled), class names, matrix."""
+    """What training needs: the stack(s), per-row labels (-1 = unlabelled), class names, matrix.
 
-    stack: SubtomoStack
+    Optional per-row facts: ``rotations`` (N, 3, 3) true poses A (reference -> particle,
+    RELION convention; NaN rows where unknown) and ``simulated`` (N,) True for particles
+    simulated from templates (afmSimulated=1). Without them no pose is known and every
+    particle counts as real.
+    """
+
+    stack: SubtomoStack | StackSet
     labels: np.ndarray  # (N,) int64 class index into ``classes``, -1 unlabelled
     classes: list[str]
     matrix: np.ndarray  # (C, C) similarity in [-1, 1], rows/cols in ``classes`` order
+    rotations: np.ndarray | None = None  # (N, 3, 3) float32, NaN where unknown
+    simulated: np.ndarray | None = None  # (N,) bool
+
+    def is_simulated(self) -> np.ndarray:
+        """(N,) bool, all False when no simulated flag was given."""
+        if self.simulated is None:
+            return np.zeros(len(self.labels), bool)
+        return np.asarray(self.simulated, bool)
+
+    def pose_known(self, source: str) -> np.ndarray:
+        """(N,) bool: rows whose true pose supervises the rotation head.
+
+        ``source``: "simulated" (rows with afmSimulated=1 and angles), "table" (every row
+        with angles, e.g. poses from subtomogram averaging) or "none".
+        """
+        if self.rotations is None or source == "none":
+            return np.zeros(len(self.labels), bool)
+        finite = np.isfinite(np.asarray(self.rotations)).reshape(len(self.labels), -1).all(1)
+        return finite & self.is_simulated() if source == "simulated" else finite
 
     def rows(self, semi_supervised: bool) -> np.ndarray:
         """Stack rows used for training: labelled ones, or all with ``semi_supervised``."""
@@ -116,7 +141,18 @@ class Trainer:
         rows = data.rows(config.semi_supervised)
         if len(rows) < 2:
             raise InputError(data.stack.path, "afmClassName", f"at least 2 training particles, got {len(rows)}")
-        self.train_rows, self.val_rows = split_indices(rows, config.val_fraction, config.seed)
+        # validation split per (real/simulated, class): real labelled particles stay in validation
+        sim = data.is_simulated()
+        groups = (data.labels[rows] + 1) + (len(data.classes) + 1) * sim[rows]
+        self.train_rows, self.val_rows = stratified_split(rows, groups, config.val_fraction, config.seed)
+        self.val_real = self.val_rows[~sim[self.val_rows]]
+        self.val_sim = self.val_rows[sim[self.val_rows]]
+        known = data.pose_known(config.true_poses) if self.model.has_rotation else np.zeros(len(data.labels), bool)
+        self.supervise_pose = bool(config.pose_weight > 0 and known.any())
+        if self.supervise_pose:
+            rot = np.where(known[:, None, None], np.asarray(data.rotations, np.float32), np.nan)
+            self.rotations = torch.as_tensor(rot, dtype=torch.float32)
+        self.group = AUGMENTATION_GROUPS[config.augmentation]() if config.augmentation != "none" else None
         self.history: list[dict] = []
         self.best_val = math.inf
         self.start_epoch = 0
@@ -197,16 +233,25 @@ class Trainer:
         return True
 
     # -- one epoch -----------------------------------------------------------------------
-    def _read(self, idx: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
+    def _read(self, idx: np.ndarray, rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch on the device, and its true poses (NaN rows where unknown) or None."""
         batch = self.data.stack.read(idx, self.config.normalise)
-        if rng is not None and self.config.augmentation == "rot90":
-            batch = rot90_augment(batch, rng)
+        turns = None
+        if rng is not None and self.group is not None:
+            batch, turns = group_augment(batch, self.group, rng)
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last_3d)
-        return x
+        if not self.supervise_pose:
+            return x, None
+        true = self.rotations[torch.from_numpy(np.asarray(idx, np.int64))]
+        if turns is not None:  # a particle of pose A rotated by R has pose R A
+            true = torch.as_tensor(turns, dtype=torch.float32) @ true
+        return x, true.to(self.device)
 
-    def _loss(self, x: torch.Tensor, idx: np.ndarray, beta: float, gamma: float) -> dict[str, torch.Tensor]:
+    def _loss(
+        self, x: torch.Tensor, idx: np.ndarray, beta: float, gamma: float, true_rot: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         with autocast(self.device):
             out = self.net(x)
         recon = losses.reconstruction_loss(out.recon, x, self.config.recon_loss)
@@ -216,7 +261,12 @@ class Trainer:
         labels_all = ddp.gather_plain(labels, self.info)
         affinity = losses.affinity_loss(mu_all, labels_all, self.matrix)
         total = recon + beta * kl + gamma * affinity
-        return {"total": total, "recon": recon, "kl": kl, "affinity": affinity}
+        if true_rot is not None:
+            pose = losses.pose_loss(self.model.rotation_matrices(out.pose.float()), true_rot)
+            total = total + self.config.pose_weight * pose
+        else:
+            pose = torch.zeros((), device=recon.device)
+        return {"total": total, "recon": recon, "kl": kl, "affinity": affinity, "pose": pose}
 
     def _check_finite(self, terms: dict[str, torch.Tensor], epoch: int, batch: int) -> None:
         flag = torch.tensor([0.0 if torch.isfinite(terms["total"]).item() else 1.0], device=self.device)
@@ -228,10 +278,13 @@ class Trainer:
                 f"Last good checkpoint: {kept}. Try a lower learning_rate or beta/gamma, or check the input."
             )
 
-    def _run_epoch(self, epoch: int, train: bool, bar: tqdm | None) -> tuple[dict[str, float], int, float]:
+    def _run_epoch(
+        self, epoch: int, train: bool, bar: tqdm | None, rows: np.ndarray | None = None
+    ) -> tuple[dict[str, float], int, float]:
         cfg = self.config
         beta, gamma = cfg.beta.value(epoch, cfg.epochs), cfg.gamma.value(epoch, cfg.epochs)
-        rows = self.train_rows if train else self.val_rows
+        if rows is None:
+            rows = self.train_rows if train else self.val_rows
         rng = np.random.default_rng([cfg.seed, epoch, 0 if train else 1])
         batches = _epoch_batches(rows, cfg.batch_size, rng if train else None, self.info)
         self.net.train(train)
@@ -239,16 +292,16 @@ class Trainer:
         count = 0
         start = time.perf_counter()
         for b, idx in enumerate(batches):
-            x = self._read(idx, rng if train else None)
+            x, true_rot = self._read(idx, rng if train else None)
             if train:
-                terms = self._loss(x, idx, beta, gamma)
+                terms = self._loss(x, idx, beta, gamma, true_rot)
                 self._check_finite(terms, epoch, b)
                 self.optimizer.zero_grad(set_to_none=True)
                 terms["total"].backward()
                 self.optimizer.step()
             else:
                 with torch.no_grad():
-                    terms = self._loss(x, idx, beta, gamma)
+                    terms = self._loss(x, idx, beta, gamma, true_rot)
             n = len(idx)
             sums += torch.tensor([terms[t].item() for t in TERMS], dtype=torch.float64) * n
             count += n
@@ -264,6 +317,21 @@ class Trainer:
         n_all = int(totals[-1].item())
         means = {t: (float(totals[i]) / n_all if n_all else float("nan")) for i, t in enumerate(TERMS)}
         return means, n_all, seconds
+
+    def _validate(self, epoch: int) -> tuple[dict[str, float], float]:
+        """Validation means over all validation rows, and the total over the real ones alone.
+
+        With both real and simulated rows they are run as separate batches (so the real
+        particles' loss is not diluted) and the overall means are count-weighted.
+        """
+        if not (self.val_real.size and self.val_sim.size):
+            means, _, _ = self._run_epoch(epoch, False, None)
+            return means, (means["total"] if self.val_real.size else float("nan"))
+        real, n_real, _ = self._run_epoch(epoch, False, None, self.val_real)
+        simulated, n_sim, _ = self._run_epoch(epoch, False, None, self.val_sim)
+        total = max(n_real + n_sim, 1)
+        means = {t: (real[t] * n_real + simulated[t] * n_sim) / total for t in TERMS}
+        return means, real["total"]
 
     # -- the run -------------------------------------------------------------------------
     def fit(self, on_epoch_end: Callable[[int, dict], None] | None = None, progress: bool = True) -> list[dict]:
@@ -283,18 +351,22 @@ class Trainer:
         try:
             for epoch in range(self.start_epoch, cfg.epochs):
                 train_means, n_train, seconds = self._run_epoch(epoch, True, bar)
-                val_means, _, _ = self._run_epoch(epoch, False, None)
+                val_means, val_real = self._validate(epoch)
                 row = {"epoch": epoch + 1}
                 row.update({f"train_{k}": v for k, v in train_means.items()})
                 row.update({f"val_{k}": v for k, v in val_means.items()})
                 row.update({
+                    "val_real_total": val_real,
                     "beta": cfg.beta.value(epoch, cfg.epochs),
                     "gamma": cfg.gamma.value(epoch, cfg.epochs),
                     "samples_per_s": n_train / max(seconds, 1e-9),
                     "seconds": seconds,
                 })
                 self.history.append(row)
-                score = row["val_total"] if self.val_rows.size else row["train_total"]
+                if self.val_real.size and self.val_sim.size:
+                    score = val_real  # best.pt follows the real particles when there are both
+                else:
+                    score = row["val_total"] if self.val_rows.size else row["train_total"]
                 improved = score < self.best_val
                 if improved:
                     self.best_val = score

@@ -1,0 +1,18 @@
+"""Template matching at given coordinates: best template, NCC score and pose per particle.
+
+A baseline for every benchmark and a tool in itself: templates are filtered like the data
+(working-resolution low-pass, missing wedge of the tomogram frame applied to the rotated
+template), searched over an SO(3) grid at bin 2 then refined locally at full size
+(:mod:`.search`), and particles scoring below a percentile of the labelled particles' own
+scores are called 'unknown' (:mod:`.assign`).
+"""
+
+from affinitomo.match.assign import UNKNOWN, assign, unknown_threshold
+from affinitomo.match.pipeline import MatchOptions, MatchResult, match_particles
+from affinitomo.match.search import SearchOptions, SearchResult, match_stack
+from affinitomo.match.templates import load_templates
+
+__all__ = [
+    "UNKNOWN", "MatchOptions", "MatchResult", "SearchOptions", "SearchResult", "assign", "load_templates",
+    "match_particles", "match_stack", "unknown_threshold",
+]

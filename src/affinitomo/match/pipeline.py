@@ -1,0 +1,121 @@
+"""The ``match`` stage: stack + table + templates -> classes, scores and poses on disk."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from affinitomo.errors import InputError
+from affinitomo.geometry import matrix_to_euler
+from affinitomo.io.atomic import atomic_path
+from affinitomo.io.particles import ANGLES, read_particles, write_particles
+from affinitomo.match.assign import assign, label_indices, unknown_threshold
+from affinitomo.match.search import SearchOptions, match_stack
+from affinitomo.match.templates import load_templates
+from affinitomo.similarity.score import default_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MatchOptions:
+    """Search settings plus the open-set rule and the device ('auto', 'cpu', 'cuda')."""
+
+    search: SearchOptions = field(default_factory=SearchOptions)
+    unknown_percentile: float = 5.0
+    per_class_threshold: bool = True
+    device: str = "auto"
+
+
+@dataclass
+class MatchResult:
+    """The written table, the score matrix (N, C), the class names and the per-class unknown thresholds."""
+
+    table: pd.DataFrame
+    scores: np.ndarray
+    classes: list[str]
+    threshold: np.ndarray | None
+    seconds: float
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> CUDA when present, else CPU."""
+    return str(default_device()) if name == "auto" else name
+
+
+def open_stack(path: Path, n_rows: int) -> np.ndarray:
+    """Memory-map a stack (N, B, B, B) and check it against the table's row count."""
+    try:
+        stack = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise InputError(path, None, f"a .npy subtomogram stack ({exc})") from exc
+    if stack.ndim != 4 or len(set(stack.shape[1:])) != 1:
+        raise InputError(path, "shape", f"a stack of cubic subtomograms (N, B, B, B), got {stack.shape}")
+    if stack.shape[0] != n_rows:
+        raise InputError(path, "shape", f"{n_rows} subtomograms, one per table row, got {stack.shape[0]}")
+    if stack.shape[1] < 8:
+        raise InputError(path, "shape", f"boxes of at least 8 voxels, got {stack.shape[1]}")
+    return stack
+
+
+def stack_voxel_size(table: pd.DataFrame, path: Path) -> float:
+    """The stack's voxel size from the table's ``afmPixelSize`` (one value)."""
+    px = table["afmPixelSize"].to_numpy(float)
+    if not np.isfinite(px).all():
+        raise InputError(path, "afmPixelSize", "a pixel size for every particle (the extract stage's table)")
+    if np.abs(px - px[0]).max() > 0.01 * px[0]:
+        raise InputError(path, "afmPixelSize", f"one pixel size for the whole stack, got {np.unique(px)}")
+    return float(px[0])
+
+
+def match_particles(
+    stack_path: str | Path, particles_path: str | Path, templates_dir: str | Path, out_dir: str | Path,
+    options: MatchOptions | None = None, progress: bool = True,
+) -> MatchResult:
+    """Classify the stack's particles by template matching; write ``particles.star`` and ``scores.npy``.
+
+    Table: the input canonical table with ``afmClassName`` (template name or 'unknown'),
+    ``rlnClassNumber`` (1-based in sorted template order, 0 = unknown), ``afmMatchScore``,
+    the pose of the best template as RELION angles and ``afmMatchShiftX/Y/Z`` (voxels of the
+    stack: the template centre lies at the coordinate plus this shift). Particles labelled
+    in the input (``afmClassName``) set the unknown thresholds: per class, the
+    ``unknown_percentile``-th percentile of its labelled particles' scores for it
+    (:func:`.assign.unknown_threshold`); without labels nothing is unknown.
+    """
+    opts = options or MatchOptions()
+    t0 = time.perf_counter()
+    stack_path, particles_path, out_dir = Path(stack_path), Path(particles_path), Path(out_dir)
+    table = read_particles(particles_path)
+    stack = open_stack(stack_path, len(table))
+    voxel = stack_voxel_size(table, particles_path)
+    if not 0 <= opts.unknown_percentile < 100:
+        raise InputError(None, "unknown_percentile", f"a percentile in [0, 100), got {opts.unknown_percentile}")
+    classes, templates, radii = load_templates(templates_dir, voxel, stack.shape[-1], opts.search.resolution)
+    own = label_indices(table["afmClassName"].to_numpy(), classes, str(particles_path))
+    log.info("%d particles (%d labelled), %d templates, %d^3 at %.3g Å", len(table), int((own >= 0).sum()),
+             len(classes), stack.shape[-1], voxel)
+    result = match_stack(stack, templates, voxel, radii, opts.search, must_refine=own,
+                         device=resolve_device(opts.device), progress=progress)
+    threshold = unknown_threshold(result.scores, own, opts.unknown_percentile, opts.per_class_threshold)
+    names, numbers, best = assign(result.scores, classes, threshold)
+    rows = np.arange(len(table))
+    out = table.copy()
+    out["afmClassName"] = names.astype(str)
+    out["rlnClassNumber"] = numbers
+    out["afmMatchScore"] = result.scores[rows, best]
+    out[ANGLES] = matrix_to_euler(result.matrices[rows, best])
+    for i, axis in enumerate("XYZ"):
+        out[f"afmMatchShift{axis}"] = result.shifts[rows, best, i]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "scores.npy") as tmp:
+        np.save(tmp, result.scores.astype(np.float32))
+    write_particles(out_dir / "particles.star", out)
+    seconds = time.perf_counter() - t0
+    log.info("matched %d particles in %.1f s: %d unknown (thresholds %s)", len(table), seconds,
+             int((numbers == 0).sum()), "none" if threshold is None else np.round(threshold, 3).tolist())
+    return MatchResult(out, result.scores, classes, threshold, seconds)

@@ -1,0 +1,64 @@
+"""Templates for matching: maps (or atomic models) resampled onto the subtomograms' grid.
+
+Each template keeps its own box centre (``N//2``) as the reference centre, as RELION
+does: a particle coordinate points at that centre, so the pose found is directly the
+RELION pose of the template. Maps are resampled about their centres to the stack's
+voxel size, low-pass filtered at the new Nyquist (anti-aliasing) and cropped or
+zero-padded to the stack's box. The working-resolution filter is applied later, by the
+scores, identically to templates and particles.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from affinitomo.errors import InputError
+from affinitomo.similarity.maps import load_structure, lowpass, mass_radius, structure_files
+
+log = logging.getLogger(__name__)
+
+
+def resample_centred(density: np.ndarray, voxel_size: float, new_voxel_size: float, box: int) -> np.ndarray:
+    """``density`` (voxel ``voxel_size``) on a ``box``^3 grid of ``new_voxel_size``, centre N//2 onto box//2."""
+    scale = new_voxel_size / voxel_size
+    c_in = np.array(density.shape, dtype=float) // 2
+    c_out = np.full(3, box // 2, dtype=float)
+    out = ndimage.affine_transform(density, np.full(3, scale), offset=c_in - scale * c_out,
+                                   output_shape=(box,) * 3, order=3, mode="constant", cval=0.0)
+    return out.astype(np.float32)
+
+
+def load_templates(folder: str | Path, voxel_size: float, box: int, resolution: float) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Templates of a folder (MRC maps, PDB/mmCIF models) on the stack's grid.
+
+    Returns (names = file stems, sorted; stack (C, box, box, box) float32 with zero
+    background and unit standard deviation; radii in Å holding most of each density).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, None, "a folder of template maps (.mrc) or models (.pdb, .cif)")
+    files = structure_files([folder])
+    if not files:
+        raise InputError(folder, None, "at least one template map (.mrc) or model (.pdb, .cif)")
+    names, stack, radii = [], [], []
+    for path in files:
+        m = load_structure(path, resolution)  # voxel size from the map's header
+        faces = np.concatenate([f.ravel() for f in (m.density[0], m.density[-1], m.density[:, 0], m.density[:, -1],
+                                                    m.density[:, :, 0], m.density[:, :, -1])])
+        d = m.density.astype(np.float32) - float(np.median(faces))
+        d = lowpass(d, m.voxel_size, 2 * voxel_size)  # anti-aliasing only: the scores apply the working resolution
+        out = resample_centred(d, m.voxel_size, voxel_size, box)
+        kept = float(np.clip(out, 0, None).sum() * (voxel_size / m.voxel_size) ** 3 / max(np.clip(d, 0, None).sum(), 1e-12))
+        if kept < 0.9:
+            log.warning("%s: only %.0f%% of the template's density fits in the %d^3 box", path, 100 * kept, box)
+        std = float(out.std())
+        if not np.isfinite(std) or std <= 0:
+            raise InputError(path, "data", "a template with density inside the box")
+        names.append(path.stem)
+        stack.append(out / std)
+        radii.append(mass_radius(out, voxel_size))
+    return names, np.stack(stack), np.array(radii)

@@ -9,19 +9,37 @@ rule cluster:
         matrix=RESULTS / "similarity" / "matrix.csv",
         training_log=RESULTS / "train" / "training.csv",
         stack=RESULTS / "extract" / "subtomos.npy",
+        checkpoint=RESULTS / "train" / "model.pt",
+        tomograms=tomograms(),
         truth=[truth_table()] if truth_table() else [],
     output:
         particles=RESULTS / "particles.star",
         umap=report(RESULTS / "umap.png", caption="../report/umap.rst", category="Embedding"),
         loss=report(RESULTS / "loss.png", caption="../report/loss.rst", category="Training"),
-        metrics=[RESULTS / "metrics.json"] if truth_table() else [],
+        umap_cluster=report(RESULTS / "umap_cluster.png", caption="../report/umap_cluster.rst", category="Embedding"),
+        umap_tomogram=report(RESULTS / "umap_tomogram.png", caption="../report/umap_tomogram.rst", category="Embedding"),
+        latent_similarity=report(
+            RESULTS / "latent_similarity.png", caption="../report/latent_similarity.rst", category="Model"
+        ),
+        reconstructions=report(RESULTS / "reconstructions.png", caption="../report/reconstructions.rst", category="Model"),
+        traversals=report(RESULTS / "traversals.png", caption="../report/traversals.rst", category="Model"),
+        run_info=RESULTS / "run.json",
+        truth_outputs=(
+            [
+                RESULTS / "metrics.json",
+                report(RESULTS / "confusion.png", caption="../report/confusion.rst", category="Classification"),
+                report(RESULTS / "umap_truth.png", caption="../report/umap_truth.rst", category="Embedding"),
+            ]
+            if truth_table()
+            else []
+        ),
     log:
         LOGS / "cluster.log",
     params:
         out=RESULTS,
         truth=optional_flag("--truth", truth_table()),
         options=options("cluster"),
-    threads: workflow.cores
+    threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
     resources:
         mem_mb=8000,
         runtime=60,
@@ -30,5 +48,6 @@ rule cluster:
     shell:
         "affinitomo cluster --latents {input.latents} --embedding {input.embedding} "
         "--particles {input.particles} --matrix {input.matrix} --stack {input.stack} "
-        "--training-log {input.training_log} {params.truth} --out {params.out} "
+        "--training-log {input.training_log} --checkpoint {input.checkpoint} "
+        "--tomograms {input.tomograms} {params.truth} --out {params.out} "
         "--options {params.options:q} > {log} 2>&1"

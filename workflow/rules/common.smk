@@ -92,6 +92,7 @@ def final_outputs() -> list[str]:
         RESULTS / "umap.png",
         RESULTS / "loss.png",
         RESULTS / "similarity.png",
+        RESULTS / "run.json",
     ]
     if truth_table() is not None:
         outs.append(RESULTS / "metrics.json")

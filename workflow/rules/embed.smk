@@ -13,7 +13,7 @@ rule embed:
     params:
         out=RESULTS / "embed",
         options=options("embed"),
-    threads: workflow.cores
+    threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
     resources:
         mem_mb=8000,
         runtime=60,

@@ -12,7 +12,7 @@ rule encode:
         LOGS / "encode.log",
     params:
         device=config["device"],
-    threads: workflow.cores
+    threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
     resources:
         mem_mb=4000,
         runtime=60,

@@ -16,7 +16,7 @@ rule train:
         options=options("train"),
         sources=training_source_flags,
         device=config["device"],
-    threads: workflow.cores
+    threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
     resources:
         mem_mb=8000,
         runtime=240,

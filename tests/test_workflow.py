@@ -73,3 +73,28 @@ def test_own_data_config_wires_given_files(tmp_path):
     assert "simulate_demo" not in proc.stdout
     assert "--particles picks.star --tomograms tomos/a.mrc tomos/b.mrc" in proc.stdout
     assert "affinitomo similarity --matrix matrix.csv" in proc.stdout
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_then_nothing_to_do(tmp_path):
+    """The whole demo through Snakemake: every result written, sane metrics, idempotent."""
+    snakemake(tmp_path, REPO / "config.yaml", "--cores", "2")
+    results = tmp_path / "results"
+    for name in ("particles.star", "metrics.json", "umap.png", "loss.png", "similarity.png", "run.json"):
+        assert (results / name).stat().st_size > 0, name
+    metrics = json.loads((results / "metrics.json").read_text())
+    # Chance level for nine known classes is ~0.11; the demo reaches ~0.8 (README).
+    assert metrics["f1_macro"] > 0.5
+    assert 0 < metrics["ari"] <= 1 and 0 < metrics["nmi"] <= 1
+    # The held-out class must not be silently absorbed into a single known class.
+    fate = metrics["fates"]["tripod"]
+    assert max(fate["assigned"].values()) < 0.9
+
+    import starfile
+
+    table = starfile.read(results / "particles.star")["particles"]
+    assert len(table) == 700
+    for column in ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi", "rlnClassNumber", "afmClassName", "afmUMAP0"):
+        assert column in table.columns
+    again = snakemake(tmp_path, REPO / "config.yaml", "-n", "--cores", "2")
+    assert "Nothing to be done" in again.stdout + again.stderr

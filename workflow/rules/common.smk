@@ -18,6 +18,20 @@ def demo_tomograms() -> list[str]:
     return [str(DEMO / "tomograms" / f"tomo{i + 1:02d}.mrc") for i in range(n)]
 
 
+def demo_source_flags() -> str:
+    """`simulate demo` (procedural pseudo-proteins) or `simulate templates` (from maps)."""
+    demo = config["demo"]
+    if demo["templates"] is None:
+        return "demo"
+    z, y, x = demo["shape"]
+    held_out = " ".join(demo["held_out"])
+    return (
+        f"templates --templates {demo['templates']} --per-class {demo['per_class']} "
+        f"--shape {z} {y} {x} --snr {demo['snr']} {imaging_options()}"
+        + (f" --held-out {held_out}" if held_out else "")
+    )
+
+
 def tomograms() -> list[str]:
     """Tomogram files (or folders of them) for extraction."""
     return demo_tomograms() if use_demo() else list(config["data"]["tomograms"])

@@ -1,4 +1,4 @@
-# The embedded demo: pseudo-proteins, simulated tomograms, ground truth. No downloads.
+# The embedded demo (pseudo-proteins) or a SHREC-like set from template maps; ground truth.
 
 
 rule simulate_demo:
@@ -11,6 +11,7 @@ rule simulate_demo:
     log:
         LOGS / "simulate_demo.log",
     params:
+        source=demo_source_flags(),
         seed=config["demo"]["seed"],
         n=config["demo"]["n_tomograms"],
         out=DEMO,
@@ -21,8 +22,8 @@ rule simulate_demo:
     conda:
         "../../envs/affinitomo.yaml"
     shell:
-        "affinitomo simulate demo --out {params.out} --seed {params.seed} "
-        "--n-tomograms {params.n} > {log} 2>&1"
+        "affinitomo simulate {params.source} --out {params.out} --seed {params.seed} "
+        "--n-tomograms {params.n} --no-progress > {log} 2>&1"
 
 
 rule simulate_training:

@@ -98,3 +98,11 @@ def test_demo_end_to_end_then_nothing_to_do(tmp_path):
         assert column in table.columns
     again = snakemake(tmp_path, REPO / "config.yaml", "-n", "--cores", "2")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_own_data_without_matrix_or_templates_fails_clearly(tmp_path):
+    (tmp_path / "picks.star").write_text("")
+    config = write_config(tmp_path, data={"particles": "picks.star", "tomograms": [], "truth": None})
+    proc = snakemake(tmp_path, config, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "set 'matrix' (a similarity CSV) or 'templates'" in proc.stdout + proc.stderr

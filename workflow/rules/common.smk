@@ -49,6 +49,16 @@ def templates_dir() -> str | None:
     return str(DEMO / "templates") if use_demo() else config["similarity"]["templates"]
 
 
+def similarity_source() -> str:
+    """The given matrix CSV, or the templates folder to compute it from."""
+    source = config["similarity"]["matrix"] or templates_dir()
+    if source is None:
+        raise ValueError(
+            "config.yaml: similarity: set 'matrix' (a similarity CSV) or 'templates' (a folder of maps)"
+        )
+    return source
+
+
 def options(section: str) -> str:
     """A config section as JSON, for a verb's --options (changes trigger a rerun)."""
     return json.dumps(config[section], sort_keys=True)

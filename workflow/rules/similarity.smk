@@ -3,7 +3,7 @@
 
 rule similarity:
     input:
-        source=config["similarity"]["matrix"] or templates_dir(),
+        source=similarity_source(),
         particles=RESULTS / "extract" / "particles.star",
     output:
         matrix=RESULTS / "similarity" / "matrix.csv",

@@ -29,7 +29,7 @@ rule simulate_demo:
 rule simulate_training:
     """Labelled training particles simulated from the templates with the tomograms' imaging."""
     input:
-        templates=templates_dir(),
+        templates=templates_dir() or [],
         stack=RESULTS / "extract" / "subtomos.npy",
     output:
         stack=RESULTS / "simulated" / "subtomos.npy",

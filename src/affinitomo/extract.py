@@ -376,7 +376,7 @@ def find_tomograms(paths: list[str | Path]) -> dict[str, Path]:
         elif entry.is_file():
             files = [entry]
         else:
-            raise InputError(entry, None, "file not found")
+            raise InputError(entry, None, "a tomogram file or a folder of tomograms (not found)")
         for f in files:
             if f.stem in found and found[f.stem] != f:
                 raise InputError(f, "name", f"one tomogram per name; '{f.stem}' is also {found[f.stem]}")

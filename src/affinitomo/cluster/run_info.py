@@ -15,32 +15,16 @@ import pandas as pd
 
 from affinitomo import __version__
 from affinitomo.errors import InputError
-from affinitomo.io.volumes import MRC_SUFFIXES, TIFF_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-VOLUME_SUFFIXES = MRC_SUFFIXES | TIFF_SUFFIXES
 
 
 def resolve_tomograms(paths: Iterable[str | Path]) -> dict[str, str]:
     """Tomogram name (file stem) -> absolute path, from files and folders of volume files."""
-    found: dict[str, str] = {}
-    for given in paths:
-        p = Path(given).expanduser()
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VOLUME_SUFFIXES)
-            if not files:
-                raise InputError(p, None, f"a folder holding tomograms ({', '.join(sorted(VOLUME_SUFFIXES))})")
-        elif p.is_file():
-            files = [p]
-        else:
-            raise InputError(p, None, "a tomogram file or a folder of tomograms (not found)")
-        for f in files:
-            path = str(f.resolve())
-            if found.get(f.stem, path) != path:
-                raise InputError(f, None, f"one file per tomogram name; '{f.stem}' is also {found[f.stem]}")
-            found[f.stem] = path
-    return found
+    from affinitomo.extract import find_tomograms
+
+    return {name: str(path.expanduser().resolve()) for name, path in find_tomograms(list(paths)).items()}
 
 
 def _absolute(path: str | Path | None) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.errors import InputError
+from affinitomo.io.pickles import read_pickle
+from affinitomo.options import from_known_keys
 from affinitomo.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -133,11 +135,7 @@ class EmbedOptions:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: Any = None) -> "EmbedOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(source, unknown[0], f"an embed option, one of {sorted(known)}")
-        opts = cls(**values)
+        opts = from_known_keys(cls, values, source, "an embed option")
         if opts.fit_on not in ("labelled", "all"):
             raise InputError(source, "fit_on", "'labelled' or 'all'")
         if opts.n_neighbors < 2:
@@ -280,16 +278,12 @@ def load_umap(path: str | Path, latent_dims: int | None = None) -> Any:
     InputError when the file is missing, is not a fitted UMAP, or was fitted on latents of
     another dimension than ``latent_dims``. A pickle runs code when loaded: load only your own.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, None, "umap.pkl not found (from an earlier 'affinitomo embed')")
-    try:
-        import umap  # noqa: F401 - the pickle needs the class
+    import umap  # noqa: F401 - the pickle needs the class
 
-        with open(path, "rb") as fh:
-            model = pickle.load(fh)
-    except Exception as exc:  # noqa: BLE001 - any unreadable pickle is bad input
-        raise InputError(path, None, f"a pickled umap-learn model ({exc.__class__.__name__}: {exc})") from None
+    path = Path(path)
+    model = read_pickle(
+        path, missing="umap.pkl not found (from an earlier 'affinitomo embed')", expected="a pickled umap-learn model"
+    )
     raw = getattr(model, "_raw_data", None)
     if not hasattr(model, "transform") or raw is None or getattr(raw, "ndim", 0) != 2:
         raise InputError(path, None, "a fitted umap-learn UMAP model (umap.pkl from 'affinitomo embed')")

@@ -21,6 +21,7 @@ from typing import Any
 from affinitomo import __version__
 from affinitomo.cluster.classify import OpenSetClassifier
 from affinitomo.errors import InputError
+from affinitomo.io.pickles import read_pickle
 from affinitomo.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,11 @@ def load_classifier(path: str | Path, *, latent_dims: int | None = None,
     same order as the matrix, since class numbers follow that order.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, None, "classifier file not found (classifier.pkl from 'affinitomo cluster')")
-    try:
-        with open(path, "rb") as fh:
-            payload = pickle.load(fh)
-    except Exception as exc:  # noqa: BLE001 - any unreadable pickle is bad input
-        raise InputError(path, None, f"a classifier.pkl written by 'affinitomo cluster' "
-                                     f"({exc.__class__.__name__}: {exc})") from None
+    payload = read_pickle(
+        path,
+        missing="classifier file not found (classifier.pkl from 'affinitomo cluster')",
+        expected="a classifier.pkl written by 'affinitomo cluster'",
+    )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(path, "format", f"'{FORMAT}' (not an affinitomo classifier file)")
     for key in ("version", "classifier", "classes", "trained", "latent_dims"):

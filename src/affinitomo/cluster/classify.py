@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from affinitomo.errors import InputError
+from affinitomo.options import from_known_keys
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,7 @@ class ClassifyOptions:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: Any = None) -> "ClassifyOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(source, unknown[0], f"a classifier option, one of {sorted(known)}")
-        opts = cls(**values)
+        opts = from_known_keys(cls, values, source, "a classifier option")
         if opts.classifier not in ("knn", "logistic"):
             raise InputError(source, "classifier", f"'knn' or 'logistic', got {opts.classifier!r}")
         if not 0.5 <= opts.quantile < 1:

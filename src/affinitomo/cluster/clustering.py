@@ -7,12 +7,13 @@ Every method returns integer labels, ``-1`` for HDBSCAN noise, clusters numbered
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from affinitomo.errors import InputError
+from affinitomo.options import from_known_keys
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,7 @@ class ClusterOptions:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: Any = None) -> "ClusterOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(source, unknown[0], f"a clustering option, one of {sorted(known)}")
-        opts = cls(**values)
+        opts = from_known_keys(cls, values, source, "a clustering option")
         opts.validate(source)
         return opts
 

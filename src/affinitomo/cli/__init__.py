@@ -21,10 +21,12 @@ VERBS: dict[str, str] = {
     "extract": "Extract subtomograms at particle coordinates into a memory-mappable stack.",
     "similarity": "Compute a protein-similarity matrix from templates, or validate a given CSV.",
     "match": "Classify particles by template matching (baseline): best template, score and pose.",
+    "gather": "Gather per-tomogram particle tables and latents into one particle set.",
     "train": "Train an Affinity-VAE on labelled subtomograms and a similarity matrix.",
     "encode": "Encode every subtomogram with a trained model: latent means, variances, poses.",
     "embed": "Fit (or apply) a UMAP embedding of the latents.",
     "cluster": "Cluster latents, classify known classes with an open-set 'unknown', write results.",
+    "apply": "Classify new tomograms with a trained run's model, UMAP and classifier (no retraining).",
     "view": "Open a results folder in napari.",
 }
 

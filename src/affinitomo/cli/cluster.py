@@ -14,7 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matrix", default=None,
                         help="similarity matrix CSV: gives the class order; writes latent_similarity.png")
     parser.add_argument("--training-log", default=None, help="training.csv: plotted as loss.png")
-    parser.add_argument("--stack", default=None, help="subtomos.npy: writes averages/<class>.mrc")
+    parser.add_argument("--stack", nargs="+", default=None,
+                        help="subtomos.npy, or one per tomogram in the order of the table's rows: writes "
+                             "averages/<class>.mrc")
     parser.add_argument("--classifier", default=None, metavar="PKL",
                         help="classifier.pkl of an earlier run: classify with it instead of fitting "
                              "(no labelled particles needed; classes and their numbers come from it)")

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--invert", action="store_true", help="negate the contrast (dark protein -> bright)")
     parser.add_argument("--mask-radius", type=float, default=None,
                         help="spherical mask radius in output voxels (statistics inside it, zero outside)")
+    parser.add_argument("--tomo", default=None, metavar="NAME",
+                        help="extract only the particles of this tomogram (rlnTomoName); one job per tomogram")
     parser.add_argument("--edge", choices=["pad", "skip"], default="pad",
                         help="particles whose box reaches past an edge: pad with the mean, or skip (default pad)")
 
@@ -34,10 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     tomograms = find_tomograms(args.tomograms)
     default = next(iter(tomograms)) if len(tomograms) == 1 else None
-    table = read_particles(
-        args.particles, pixel_size=args.pixel_size, tomogram_shapes=tomogram_shapes(tomograms), default_tomo=default
-    )
-    log.info("read %d particles from %s (%s)", len(table), args.particles, table.attrs.get("source", {}).get("format"))
+    table = read_particles(args.particles, pixel_size=args.pixel_size, tomogram_shapes=tomogram_shapes(tomograms),
+                           default_tomo=default, only_tomo=args.tomo)
+    log.info("read %d particles from %s (%s)%s", len(table), args.particles,
+             table.attrs.get("source", {}).get("format"), f" in tomogram {args.tomo}" if args.tomo else "")
     extract_subtomograms(
         table, tomograms, args.box, args.out, binning=args.binning, normalise=args.normalise, invert=args.invert,
         mask_radius=args.mask_radius, edge=args.edge, pixel_size=args.pixel_size,

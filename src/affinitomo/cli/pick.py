@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="protein density bright (as simulated; default) or dark (most raw reconstructions)")
     parser.add_argument("--slab", type=int, default=64, help="planes per slab (memory only, not results; default 64)")
     parser.add_argument("--bin", type=int, default=None, help="block-average factor (default: particle spans >= 6 binned pixels)")
+    parser.add_argument("--ids-from-name", action="store_true",
+                        help="particle ids = crc32(tomogram name) x 2^24 + rank, so tomograms picked in separate "
+                             "jobs gather without id clashes (default: 0..N-1 over this call)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -46,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
         bin=args.bin,
         progress=not args.no_progress,
     )
+    if args.ids_from_name:
+        from affinitomo.pick import ids_from_names
+
+        table["afmParticleId"] = ids_from_names(table["rlnTomoName"].astype(str).to_numpy())
     write_particles(args.out, table)
     log.info("wrote %d picks from %d tomograms to %s", len(table), table["rlnTomoName"].nunique(), args.out)
     return 0

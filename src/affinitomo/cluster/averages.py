@@ -12,27 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from affinitomo.errors import InputError
+from affinitomo.io.stacks import StackRows, open_stacks
 from affinitomo.geometry import rotate_volume
 from affinitomo.io.volumes import write_volume
 
 log = logging.getLogger(__name__)
 
 
-def open_stack(path: str | Path, n_rows: int) -> np.ndarray:
-    """Memory-map ``subtomos.npy`` and check it holds ``n_rows`` cubic boxes."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "file not found")
-    try:
-        stack = np.load(path, mmap_mode="r")
-    except Exception as exc:
-        raise InputError(path, None, f"a .npy stack readable with np.load ({exc})") from exc
-    if stack.ndim != 4 or not (stack.shape[1] == stack.shape[2] == stack.shape[3]):
-        raise InputError(path, "shape", f"(N, B, B, B) subtomograms, got {stack.shape}")
-    if stack.shape[0] != n_rows:
-        raise InputError(path, "shape", f"{n_rows} subtomograms (one per table row), got {stack.shape[0]}")
-    return stack
+def open_stack(path: str | Path | list[str | Path], n_rows: int) -> StackRows:
+    """Memory-map ``subtomos.npy`` (or several, one per tomogram, in table order); check ``n_rows`` rows."""
+    return open_stacks(path, n_rows)
 
 
 def class_averages(stack: np.ndarray, groups: np.ndarray, rotations: np.ndarray | None = None,
@@ -61,7 +50,7 @@ def class_averages(stack: np.ndarray, groups: np.ndarray, rotations: np.ndarray 
     return {g: ((sums[g] / counts[g]).astype(np.float32), counts[g]) for g in sums}
 
 
-def write_averages(out_dir: Path, stack_path: str | Path, numbers: np.ndarray, names: dict[int, str],
+def write_averages(out_dir: Path, stack_path: str | Path | list[str | Path], numbers: np.ndarray, names: dict[int, str],
                    rotations: np.ndarray | None, voxel_size: float | None) -> list[Path]:
     """Write ``out_dir/averages/<name>.mrc`` for every numbered group."""
     from affinitomo.cluster.results import safe_name

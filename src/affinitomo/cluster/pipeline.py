@@ -171,7 +171,7 @@ def _check_file(path: Any, what: str) -> None:
 def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_path: str | Path,
                 out_dir: str | Path, *, truth_path: str | Path | None = None,
                 matrix_path: str | Path | None = None, training_log: str | Path | None = None,
-                stack_path: str | Path | None = None, options: StageOptions | None = None,
+                stack_path: str | Path | list[str | Path] | None = None, options: StageOptions | None = None,
                 classifier_path: str | Path | None = None, checkpoint: str | Path | None = None,
                 tomograms: list[str | Path] | None = None,
                 particle_diameter: float | None = None) -> dict[str, Any]:
@@ -189,7 +189,8 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
 
     options = options or StageOptions(ClusterOptions(), ClassifyOptions())
     out_dir = Path(out_dir)
-    for given, name in ((training_log, "training log"), (stack_path, "subtomogram stack"),
+    stacks = [stack_path] if isinstance(stack_path, (str, Path)) else stack_path  # one, or one per tomogram
+    for given, name in ((training_log, "training log"), *((s, "subtomogram stack") for s in stacks or []),
                         (classifier_path, "classifier"), (checkpoint, "checkpoint")):
         _check_file(given, name)
     if particle_diameter is not None and not particle_diameter > 0:

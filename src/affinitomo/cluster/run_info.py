@@ -32,7 +32,7 @@ def _absolute(path: str | Path | None) -> str | None:
 
 
 def run_info(table: pd.DataFrame, *, tomograms: dict[str, str], particles: str | Path, latents: str | Path,
-             embedding: str | Path, stack: str | Path | None, checkpoint: str | Path | None,
+             embedding: str | Path, stack: str | Path | list[str | Path] | None, checkpoint: str | Path | None,
              classifier: str | Path | None, particle_diameter: float | None) -> dict[str, Any]:
     """The run.json dict; warns about tomograms of the table that no given file names."""
     if tomograms:
@@ -44,7 +44,7 @@ def run_info(table: pd.DataFrame, *, tomograms: dict[str, str], particles: str |
         raise InputError("--particle-diameter", None, f"a positive number (Å), got {particle_diameter}")
     return {
         "tomograms": dict(sorted(tomograms.items())),
-        "stack": _absolute(stack),
+        "stack": [_absolute(s) for s in stack] if isinstance(stack, (list, tuple)) else _absolute(stack),
         "latents": _absolute(latents),
         "checkpoint": _absolute(checkpoint),
         "particle_diameter": None if particle_diameter is None else float(particle_diameter),

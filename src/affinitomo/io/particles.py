@@ -58,6 +58,7 @@ def read_particles(
     pixel_size: float | None = None,
     tomogram_shapes: Mapping[str, tuple[int, int, int]] | None = None,
     default_tomo: str | None = None,
+    only_tomo: str | None = None,
 ) -> pd.DataFrame:
     """Read a particle table (STAR, CSV or copick JSON) into the canonical table.
 
@@ -83,7 +84,9 @@ def read_particles(
     (``rlnTomoTiltSeriesPixelSize``, then ``rlnImagePixelSize``), a per-particle
     ``rlnImagePixelSize`` / ``rlnTomoTiltSeriesPixelSize`` column, the argument.
 
-    ``default_tomo`` names the tomogram for tables without a tomogram column.
+    ``default_tomo`` names the tomogram for tables without a tomogram column. ``only_tomo``
+    keeps the rows of that tomogram alone (ids are numbered over the whole table first, so
+    per-tomogram tables gather without clashes); only its shape is then needed.
     """
     path = Path(path)
     if not path.is_file():
@@ -102,6 +105,8 @@ def read_particles(
         raise InputError(path, "particles", "at least one particle, got an empty table")
     optics = df.attrs.get("optics")
     df = df.reset_index(drop=True)
+    if only_tomo is not None:
+        df = _only_tomogram(path, df, only_tomo, default_tomo)
     if fmt == "star" and all(c in df.columns for c in CENTRED) and not all(c in df.columns for c in COORDS):
         fmt = "relion5"
         df = _centred_to_pixels(path, df, pixel_size, tomogram_shapes)
@@ -260,6 +265,21 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- conversions
+
+
+def _only_tomogram(path: Path, df: pd.DataFrame, name: str, default_tomo: str | None) -> pd.DataFrame:
+    """Rows of tomogram ``name``, with ids numbered over the whole table when it has none."""
+    if "afmParticleId" not in df.columns:
+        df["afmParticleId"] = np.arange(len(df), dtype=np.int64)
+    if "rlnTomoName" not in df.columns:
+        if default_tomo not in (None, name):
+            raise InputError(path, "rlnTomoName", f"particles of tomogram '{name}'; the table names no tomogram")
+        return df
+    rows = df[df["rlnTomoName"].astype(str) == name]
+    if rows.empty:
+        names = sorted(df["rlnTomoName"].astype(str).unique())
+        raise InputError(path, "rlnTomoName", f"particles of tomogram '{name}'; the table has {names[:10]}")
+    return rows.reset_index(drop=True)
 
 
 def _centred_to_pixels(

@@ -36,7 +36,7 @@ class RunInfo:
     """Paths recorded by the pipeline in ``RESULTS/run.json`` (all optional)."""
 
     tomograms: dict[str, Path] = field(default_factory=dict)
-    stack: Path | None = None
+    stack: list[Path] | None = None  # one stack, or one per tomogram in table order
     latents: Path | None = None
     checkpoint: Path | None = None
     particle_diameter: float | None = None  # Å
@@ -58,7 +58,7 @@ def read_run_info(results_dir: str | Path) -> RunInfo:
     info = _read_run_json(results_dir)
     for key, relative in WORKFLOW_LAYOUT.items():
         if getattr(info, key) is None and (results_dir / relative).is_file():
-            setattr(info, key, results_dir / relative)
+            setattr(info, key, [results_dir / relative] if key == "stack" else results_dir / relative)
     return info
 
 
@@ -76,9 +76,13 @@ def _read_run_json(results_dir: Path) -> RunInfo:
     if not isinstance(tomos, dict):
         raise InputError(path, "tomograms", "an object mapping tomogram names to paths")
     info = RunInfo(tomograms={str(k): _resolve(v, results_dir, path, f"tomograms.{k}") for k, v in tomos.items()})
-    for key in ("stack", "latents", "checkpoint"):
+    for key in ("latents", "checkpoint"):
         if raw.get(key) is not None:
             setattr(info, key, _resolve(raw[key], results_dir, path, key))
+    stack = raw.get("stack")
+    if stack is not None:
+        stacks = stack if isinstance(stack, list) else [stack]
+        info.stack = [_resolve(s, results_dir, path, "stack") for s in stacks] or None
     if raw.get("particle_diameter") is not None:
         try:
             info.particle_diameter = float(raw["particle_diameter"])

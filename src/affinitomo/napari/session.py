@@ -278,22 +278,37 @@ class ReviewSession:
         The stack's own table (``particles.star`` beside it, as extract writes) maps
         ``afmParticleId`` to stack rows; without it, table and stack must have the same length.
         """
-        stack = self.run_info.stack
-        if stack is None or not Path(stack).is_file():
+        stacks = self._stacks()
+        if stacks is None:
             return None
         if self._stack_index is None:
-            self._stack_index = self._map_stack(Path(stack))
+            self._stack_index = self._map_stack(stacks)
         index = int(self._stack_index[int(row)])
         return index if index >= 0 else None
 
-    def _map_stack(self, stack: Path) -> np.ndarray:
+    def _stacks(self) -> "StackRows | None":
+        """run.json's stack(s) as one row set, or None when absent or unreadable."""
+        from affinitomo.io.stacks import open_stacks
+
+        paths = self.run_info.stack
+        if not paths or not all(Path(p).is_file() for p in paths):
+            return None
+        try:
+            return open_stacks(paths)
+        except InputError as exc:
+            log.warning("%s", exc)
+            return None
+
+    def _map_stack(self, stacks: "StackRows") -> np.ndarray:
         from affinitomo.io.particles import read_particles
 
-        n = int(np.load(stack, mmap_mode="r").shape[0])
-        beside = stack.parent / res.PARTICLES_NAME
+        n = len(stacks)
+        stack = stacks.paths[0] if len(stacks.paths) == 1 else f"{len(stacks.paths)} stacks"
+        besides = [Path(p).parent / res.PARTICLES_NAME for p in stacks.paths]
         ids = self.table["afmParticleId"].to_numpy()
-        if beside.is_file():
-            stack_ids = read_particles(beside)["afmParticleId"].to_numpy()
+        if all(b.is_file() for b in besides):
+            beside = besides[0] if len(besides) == 1 else f"the tables beside the {stack}"
+            stack_ids = np.concatenate([read_particles(b)["afmParticleId"].to_numpy() for b in besides])
             if len(stack_ids) == n:
                 order = np.argsort(stack_ids, kind="stable")
                 pos = np.clip(np.searchsorted(stack_ids[order], ids), 0, n - 1)
@@ -313,10 +328,11 @@ class ReviewSession:
         """
         index = self.stack_row(row)
         if index is not None:
-            stack = np.load(self.run_info.stack, mmap_mode="r")
-            if stack.shape[-1] == box:
+            stack = self._stacks()
+            if stack is not None and stack.shape[-1] == box:
                 return np.array(stack[index], dtype=np.float32), "stack"
-            log.warning("stack boxes are %d^3 but the model takes %d^3", stack.shape[-1], box)
+            if stack is not None:
+                log.warning("stack boxes are %d^3 but the model takes %d^3", stack.shape[-1], box)
         return self.subtomogram(row, box=box), "tomogram"
 
     def reconstruction(self, row: int, *, aligned: bool = False) -> tuple[np.ndarray | None, str]:
@@ -345,13 +361,9 @@ class ReviewSession:
             return float(self.run_info.particle_diameter)
         tomo = self.tomogram_names()[0] if len(self.table) else None
         pixel = self.pixel_size(tomo) if tomo is not None else 1.0
-        stack = self.run_info.stack
-        if stack is not None and Path(stack).is_file():
-            try:
-                shape = np.load(stack, mmap_mode="r").shape
-                return 0.6 * float(shape[-1]) * pixel
-            except (OSError, ValueError):
-                log.warning("could not read the stack %s for the box size", stack)
+        stack = self._stacks()
+        if stack is not None:
+            return 0.6 * float(stack.shape[-1]) * pixel
         rows = self.rows_of(tomo) if tomo is not None else np.zeros(0, int)
         if len(rows) >= 2:
             xyz = self.table.iloc[rows[:20000]][list(REQUIRED_COLUMNS)].to_numpy(dtype=float)

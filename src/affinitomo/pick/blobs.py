@@ -302,3 +302,17 @@ def pick_tomograms(paths: Sequence[str | Path], **kwargs) -> pd.DataFrame:
     table = pd.concat(tables, ignore_index=True)
     table["afmParticleId"] = np.arange(len(table), dtype=np.int64)
     return table
+
+
+def ids_from_names(names: np.ndarray) -> np.ndarray:
+    """Particle ids unique across separately picked tomograms: crc32(name) * 2^24 + rank in the tomogram."""
+    import zlib
+
+    names = np.asarray(names, dtype=str)
+    ids = np.empty(len(names), dtype=np.int64)
+    for name in np.unique(names):
+        rows = np.flatnonzero(names == name)
+        if len(rows) >= 1 << 24:
+            raise InputError(name, "afmParticleId", f"fewer than {1 << 24} picks per tomogram, got {len(rows)}")
+        ids[rows] = (zlib.crc32(name.encode()) << 24) + np.arange(len(rows), dtype=np.int64)
+    return ids

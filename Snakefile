@@ -13,7 +13,14 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    tomo=tomogram_constraint(),
+
+
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/pick.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/train.smk"

@@ -71,8 +71,70 @@ def test_own_data_config_wires_given_files(tmp_path):
     )
     proc = snakemake(tmp_path, config, "-n", "--cores", "1", "-p")
     assert "simulate_demo" not in proc.stdout
-    assert "--particles picks.star --tomograms tomos/a.mrc tomos/b.mrc" in proc.stdout
+    # One extraction and one encoding job per tomogram; training and UMAP gather.
+    assert "--particles picks.star --tomograms tomos/a.mrc --tomo a " in proc.stdout
+    assert "--particles picks.star --tomograms tomos/b.mrc --tomo b " in proc.stdout
+    assert "--stack results/extract/a/subtomos.npy --particles results/extract/a/particles.star" in proc.stdout
+    assert "--stack results/extract/a/subtomos.npy results/extract/b/subtomos.npy" in proc.stdout
     assert "affinitomo similarity --matrix matrix.csv" in proc.stdout
+    assert job_counts(proc.stdout)["extract"] == 2 and job_counts(proc.stdout)["encode"] == 2
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table of a dry run: rule -> number of jobs."""
+    table = stdout.split("Job stats:")[1].split("Reasons")[0]
+    return {parts[0]: int(parts[1]) for parts in (line.split() for line in table.splitlines())
+            if len(parts) == 2 and parts[1].isdigit()}
+
+
+def test_new_tomogram_reruns_only_its_own_jobs(tmp_path):
+    """Adding a tomogram: extraction and encoding of the others are not redone."""
+    (tmp_path / "tomos").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "tomos" / f"{name}.mrc").write_bytes(b"")
+    (tmp_path / "picks.star").write_text("")
+    (tmp_path / "matrix.csv").write_text("")
+    for name in ("a",):
+        for sub, files in (("extract", ("subtomos.npy", "particles.star")), ("encode", ("latents.npz",))):
+            folder = tmp_path / "results" / sub / name
+            folder.mkdir(parents=True)
+            for f in files:
+                (folder / f).write_bytes(b"x")
+    config = write_config(tmp_path, data={"particles": "picks.star", "tomograms": ["tomos"], "truth": None},
+                          similarity={"matrix": "matrix.csv"})
+    proc = snakemake(tmp_path, config, "-n", "--cores", "1", "-p", "--rerun-triggers", "mtime")
+    assert "--tomo b " in proc.stdout and "--tomo a " not in proc.stdout
+    assert "--stack results/extract/b/subtomos.npy --particles results/extract/b/particles.star" in proc.stdout
+
+
+def test_apply_mode_uses_the_earlier_run_and_does_not_train(tmp_path):
+    (tmp_path / "tomos").mkdir()
+    (tmp_path / "tomos" / "new.mrc").write_bytes(b"")
+    (tmp_path / "picks.star").write_text("")
+    for rel in ("train/model.pt", "train/training.csv", "embed/umap.pkl", "classifier.pkl", "similarity/matrix.csv"):
+        (tmp_path / "old" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "old" / rel).write_bytes(b"x")
+    config = write_config(tmp_path, data={"particles": "picks.star", "tomograms": ["tomos"], "truth": None},
+                          apply={"from": "old"})
+    proc = snakemake(tmp_path, config, "-n", "--cores", "1", "-p")
+    counts = job_counts(proc.stdout)
+    assert "train" not in counts and "similarity" not in counts and "simulate_training" not in counts
+    assert "--checkpoint old/train/model.pt" in proc.stdout
+    assert "--umap old/embed/umap.pkl" in proc.stdout
+    assert "--classifier old/classifier.pkl" in proc.stdout and "--matrix old/similarity/matrix.csv" in proc.stdout
+
+
+def test_picking_mode_picks_each_tomogram(tmp_path):
+    (tmp_path / "tomos").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "tomos" / f"{name}.mrc").write_bytes(b"")
+    (tmp_path / "matrix.csv").write_text("")
+    config = write_config(tmp_path, data={"particles": None, "tomograms": ["tomos"], "truth": None},
+                          similarity={"matrix": "matrix.csv"}, pick={"enabled": True, "diameter": 120.0})
+    # data.particles null normally means the demo; with picking the tomograms are the lab's own.
+    proc = snakemake(tmp_path, config, "-n", "--cores", "1", "-p")
+    assert job_counts(proc.stdout)["pick"] == 2
+    assert "--particles results/pick/a.star --tomograms tomos/a.mrc --tomo a" in proc.stdout
 
 
 @pytest.mark.slow
@@ -100,9 +162,28 @@ def test_demo_end_to_end_then_nothing_to_do(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"data": {"particles": "picks.star", "tomograms": ["missing.mrc"], "truth": None},
+          "similarity": {"matrix": "picks.star"}}, "data.tomograms: missing.mrc"),
+        ({"data": {"particles": "picks.star", "tomograms": [], "truth": None},
+          "similarity": {"matrix": "picks.star"}}, "data.tomograms: at least one"),
+        ({"pick": {"enabled": True, "diameter": None}}, "pick.diameter"),
+    ],
+)
+def test_bad_data_config_names_the_key(tmp_path, override, message):
+    (tmp_path / "picks.star").write_text("")
+    config = write_config(tmp_path, **override)
+    proc = snakemake(tmp_path, config, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+
+
 def test_own_data_without_matrix_or_templates_fails_clearly(tmp_path):
     (tmp_path / "picks.star").write_text("")
-    config = write_config(tmp_path, data={"particles": "picks.star", "tomograms": [], "truth": None})
+    (tmp_path / "a.mrc").write_bytes(b"")
+    config = write_config(tmp_path, data={"particles": "picks.star", "tomograms": ["a.mrc"], "truth": None})
     proc = snakemake(tmp_path, config, "-n", "--cores", "1", check=False)
     assert proc.returncode != 0
     assert "set 'matrix' (a similarity CSV) or 'templates'" in proc.stdout + proc.stderr

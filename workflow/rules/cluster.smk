@@ -6,10 +6,10 @@ rule cluster:
         latents=RESULTS / "encode" / "latents.npz",
         embedding=RESULTS / "embed" / "embedding.csv",
         particles=RESULTS / "extract" / "particles.star",
-        matrix=RESULTS / "similarity" / "matrix.csv",
-        training_log=RESULTS / "train" / "training.csv",
-        stack=RESULTS / "extract" / "subtomos.npy",
-        checkpoint=RESULTS / "train" / "model.pt",
+        matrix=from_run("similarity", "matrix.csv"),
+        training_log=from_run("train", "training.csv"),
+        stacks=per_tomogram("extract", "{tomo}", "subtomos.npy"),
+        checkpoint=from_run("train", "model.pt"),
         tomograms=tomograms(),
         truth=[truth_table()] if truth_table() else [],
     output:
@@ -39,6 +39,7 @@ rule cluster:
         out=RESULTS,
         truth=optional_flag("--truth", truth_table()),
         options=options("cluster"),
+        classifier=apply_flag("--classifier", "classifier.pkl"),
     threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
     resources:
         mem_mb=8000,
@@ -47,7 +48,7 @@ rule cluster:
         "../../envs/affinitomo.yaml"
     shell:
         "affinitomo cluster --latents {input.latents} --embedding {input.embedding} "
-        "--particles {input.particles} --matrix {input.matrix} --stack {input.stack} "
+        "--particles {input.particles} --matrix {input.matrix} --stack {input.stacks} {params.classifier} "
         "--training-log {input.training_log} --checkpoint {input.checkpoint} "
         "--tomograms {input.tomograms} {params.truth} --out {params.out} "
         "--options {params.options:q} > {log} 2>&1"

@@ -1,16 +1,21 @@
 # Input functions and paths shared by the rules. No computation here.
 
 import json
+import re
 from pathlib import Path
+
+from affinitomo.errors import InputError
+from affinitomo.extract import find_tomograms
 
 RESULTS = Path(config["results"])
 LOGS = RESULTS / "logs"
 DEMO = Path(config["demo"]["out"])
+APPLY = Path(config["apply"]["from"]) if config["apply"]["from"] else None  # an earlier run's results folder
 
 
 def use_demo() -> bool:
-    """True when the run uses the embedded demo instead of the lab's own files."""
-    return config["data"]["particles"] is None
+    """True when the run uses the embedded demo: neither particles nor tomograms of the lab's own."""
+    return config["data"]["particles"] is None and not config["data"]["tomograms"]
 
 
 def demo_tomograms() -> list[str]:
@@ -32,17 +37,77 @@ def demo_source_flags() -> str:
     )
 
 
+def tomogram_files() -> dict[str, str]:
+    """Tomogram name (file stem) -> file: the demo's, or config data.tomograms (files or folders)."""
+    if use_demo():
+        return {Path(p).stem: p for p in demo_tomograms()}
+    given = config["data"]["tomograms"]
+    if not given:
+        raise ValueError("config.yaml: data.tomograms: at least one tomogram file or folder")
+    try:
+        return {name: str(path) for name, path in find_tomograms(given).items()}
+    except InputError as exc:
+        raise ValueError(f"config.yaml: data.tomograms: {exc}") from None
+
+
 def tomograms() -> list[str]:
-    """Tomogram files (or folders of them) for extraction."""
-    return demo_tomograms() if use_demo() else list(config["data"]["tomograms"])
+    """Tomogram files, in the order in which per-tomogram outputs are gathered."""
+    return list(tomogram_files().values())
+
+
+def tomogram_names() -> list[str]:
+    return list(tomogram_files())
+
+
+def tomogram_constraint() -> str:
+    """The {tomo} wildcard matches exactly the configured tomogram names."""
+    return "|".join(re.escape(name) for name in tomogram_names())
+
+
+def tomogram_of(wildcards) -> str:
+    return tomogram_files()[wildcards.tomo]
+
+
+def use_picking() -> bool:
+    """Particles come from the reference-free picker, one job per tomogram."""
+    if config["pick"]["enabled"] and config["pick"]["diameter"] is None:
+        raise ValueError("config.yaml: pick.diameter: the particle diameter in Å (needed with pick.enabled)")
+    return bool(config["pick"]["enabled"])
 
 
 def particles_table() -> str:
-    return str(DEMO / "particles.star") if use_demo() else config["data"]["particles"]
+    if use_demo():
+        return str(DEMO / "particles.star")
+    if config["data"]["particles"] is None:
+        raise ValueError("config.yaml: data.particles: a particle table for data.tomograms, or pick.enabled: true")
+    return config["data"]["particles"]
+
+
+def particles_for(wildcards) -> str:
+    """The particle table extraction reads for one tomogram."""
+    return str(RESULTS / "pick" / f"{wildcards.tomo}.star") if use_picking() else particles_table()
+
+
+def per_tomogram(*parts: str) -> list[str]:
+    """RESULTS/<parts with {tomo}> for every tomogram, in gathering order."""
+    return [str(RESULTS.joinpath(*parts)).format(tomo=name) for name in tomogram_names()]
 
 
 def truth_table() -> str | None:
+    """Ground truth for metrics.json; none with picking (picks have other ids than the truth)."""
+    if use_picking():
+        return None
     return str(DEMO / "truth.star") if use_demo() else config["data"]["truth"]
+
+
+def from_run(*parts: str) -> str:
+    """A file of this run's results, or of the applied earlier run (apply mode)."""
+    return str((APPLY or RESULTS).joinpath(*parts))
+
+
+def apply_flag(flag: str, *parts: str) -> str:
+    """'--flag <earlier run>/<parts>' in apply mode, else ''."""
+    return f"{flag} {APPLY.joinpath(*parts)}" if APPLY else ""
 
 
 def templates_dir() -> str | None:
@@ -51,6 +116,8 @@ def templates_dir() -> str | None:
 
 def similarity_source() -> str:
     """The given matrix CSV, or the templates folder to compute it from."""
+    if APPLY:
+        return from_run("similarity", "matrix.csv")
     source = config["similarity"]["matrix"] or templates_dir()
     if source is None:
         raise ValueError(
@@ -71,15 +138,15 @@ def optional_flag(flag: str, value) -> str:
 
 def use_simulated() -> bool:
     """Train on particles simulated from the templates too (needs templates)."""
-    return config["training_data"]["simulated_per_class"] > 0 and templates_dir() is not None
+    return APPLY is None and config["training_data"]["simulated_per_class"] > 0 and templates_dir() is not None
 
 
 def training_sources() -> dict[str, list[str]]:
     """Stacks and tables that train the model: the extracted particles, and simulated ones."""
-    dirs = [RESULTS / "extract"] + ([RESULTS / "simulated"] if use_simulated() else [])
+    simulated = [str(RESULTS / "simulated" / "{}")] if use_simulated() else []
     return {
-        "stacks": [str(d / "subtomos.npy") for d in dirs],
-        "tables": [str(d / "particles.star") for d in dirs],
+        "stacks": per_tomogram("extract", "{tomo}", "subtomos.npy") + [s.format("subtomos.npy") for s in simulated],
+        "tables": per_tomogram("extract", "{tomo}", "particles.star") + [s.format("particles.star") for s in simulated],
     }
 
 
@@ -89,7 +156,7 @@ def training_source_flags(wildcards, input) -> str:
 
 def snr_option() -> str:
     snr = config["training_data"]["snr"]
-    return f"--snr-from {RESULTS / 'extract' / 'subtomos.npy'}" if snr is None else f"--snr {snr}"
+    return f"--snr-from {per_tomogram('extract', '{tomo}', 'subtomos.npy')[0]}" if snr is None else f"--snr {snr}"
 
 
 def imaging_options() -> str:
@@ -111,13 +178,9 @@ def imaging_options() -> str:
 
 
 def final_outputs() -> list[str]:
-    outs = [
-        RESULTS / "particles.star",
-        RESULTS / "umap.png",
-        RESULTS / "loss.png",
-        RESULTS / "similarity.png",
-        RESULTS / "run.json",
-    ]
+    outs = [RESULTS / "particles.star", RESULTS / "umap.png", RESULTS / "loss.png", RESULTS / "run.json"]
+    if APPLY is None:
+        outs.append(RESULTS / "similarity.png")
     if truth_table() is not None:
         outs.append(RESULTS / "metrics.json")
     return [str(p) for p in outs]

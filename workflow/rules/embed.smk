@@ -1,4 +1,5 @@
-# UMAP of the latents: fitted on the labelled particles, applied to all.
+# UMAP of the latents: fitted on the labelled particles, applied to all (apply mode: the
+# earlier run's UMAP, transform only, so the new particles land on its map).
 
 
 rule embed:
@@ -13,6 +14,7 @@ rule embed:
     params:
         out=RESULTS / "embed",
         options=options("embed"),
+        umap=apply_flag("--umap", "embed", "umap.pkl"),
     threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
     resources:
         mem_mb=8000,
@@ -21,4 +23,4 @@ rule embed:
         "../../envs/affinitomo.yaml"
     shell:
         "affinitomo embed --latents {input.latents} --particles {input.particles} "
-        "--out {params.out} --options {params.options:q} > {log} 2>&1"
+        "--out {params.out} --options {params.options:q} {params.umap} > {log} 2>&1"

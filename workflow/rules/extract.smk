@@ -1,17 +1,17 @@
-# Subtomograms at the particle coordinates, into one memory-mappable stack.
+# Subtomograms at the particle coordinates, one job (and one memory-mappable stack) per tomogram.
 
 
 rule extract:
     input:
-        particles=particles_table(),
-        tomograms=tomograms(),
+        particles=particles_for,
+        tomogram=tomogram_of,
     output:
-        stack=RESULTS / "extract" / "subtomos.npy",
-        particles=RESULTS / "extract" / "particles.star",
+        stack=RESULTS / "extract" / "{tomo}" / "subtomos.npy",
+        particles=RESULTS / "extract" / "{tomo}" / "particles.star",
     log:
-        LOGS / "extract.log",
+        LOGS / "extract" / "{tomo}.log",
     params:
-        out=RESULTS / "extract",
+        out=lambda wildcards: RESULTS / "extract" / wildcards.tomo,
         box=config["extract"]["box"],
         binning=config["extract"]["binning"],
         edge=config["extract"]["edge"],
@@ -26,6 +26,24 @@ rule extract:
     conda:
         "../../envs/affinitomo.yaml"
     shell:
-        "affinitomo extract --particles {input.particles} --tomograms {input.tomograms} "
+        "affinitomo extract --particles {input.particles} --tomograms {input.tomogram} --tomo {wildcards.tomo} "
         "--out {params.out} --box {params.box} --binning {params.binning} --edge {params.edge} "
         "{params.pixel_size} {params.mask} {params.normalise} {params.invert} > {log} 2>&1"
+
+
+rule gather_particles:
+    """The extracted particles of every tomogram in one table (row order = the stacks in turn)."""
+    input:
+        tables=per_tomogram("extract", "{tomo}", "particles.star"),
+    output:
+        particles=RESULTS / "extract" / "particles.star",
+    log:
+        LOGS / "gather_particles.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/affinitomo.yaml"
+    shell:
+        "affinitomo gather --particles {input.tables} --out-particles {output.particles} > {log} 2>&1"

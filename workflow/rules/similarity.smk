@@ -14,6 +14,7 @@ rule similarity:
         mode="--matrix" if config["similarity"]["matrix"] else "--templates",
         score=config["similarity"]["score"],
         resolution=config["similarity"]["resolution"],
+        classes=lambda wildcards, input: "" if use_picking() else f"--classes-from {input.particles}",
     threads: 2
     resources:
         mem_mb=4000,
@@ -21,6 +22,6 @@ rule similarity:
     conda:
         "../../envs/affinitomo.yaml"
     shell:
-        "affinitomo similarity {params.mode} {input.source} --classes-from {input.particles} "
+        "affinitomo similarity {params.mode} {input.source} {params.classes} "
         "--score {params.score} --resolution {params.resolution} "
         "--out {output.matrix} --plot {output.plot} > {log} 2>&1"

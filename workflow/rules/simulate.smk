@@ -30,7 +30,7 @@ rule simulate_training:
     """Labelled training particles simulated from the templates with the tomograms' imaging."""
     input:
         templates=templates_dir() or [],
-        stack=RESULTS / "extract" / "subtomos.npy",
+        stack=per_tomogram("extract", "{tomo}", "subtomos.npy")[:1],  # noise level estimated from here
     output:
         stack=RESULTS / "simulated" / "subtomos.npy",
         particles=RESULTS / "simulated" / "particles.star",

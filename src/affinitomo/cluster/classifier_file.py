@@ -21,6 +21,7 @@ from typing import Any
 from affinitomo import __version__
 from affinitomo.cluster.classify import OpenSetClassifier
 from affinitomo.errors import InputError
+from affinitomo.versions import check_version
 from affinitomo.io.pickles import read_pickle
 from affinitomo.io.atomic import atomic_path
 
@@ -44,10 +45,6 @@ def save_classifier(path: str | Path, classifier: OpenSetClassifier, classes: li
     return path
 
 
-def _minor(version: str) -> tuple[str, ...]:
-    return tuple(str(version).split(".")[:2])
-
-
 def load_classifier(path: str | Path, *, latent_dims: int | None = None,
                     matrix_names: list[str] | None = None, matrix_path: Any = None) -> dict[str, Any]:
     """Read ``classifier.pkl`` and check it against the data before any work.
@@ -67,9 +64,7 @@ def load_classifier(path: str | Path, *, latent_dims: int | None = None,
     for key in ("version", "classifier", "classes", "trained", "latent_dims"):
         if key not in payload:
             raise InputError(path, key, "present in an affinitomo classifier file")
-    if _minor(payload["version"]) != _minor(__version__):
-        raise InputError(path, "version", f"a classifier from affinitomo {'.'.join(_minor(__version__))}.x "
-                                          f"(this file: {payload['version']}); refit it with this version")
+    check_version(path, payload["version"], "a classifier", "refit it with this version")
     if not isinstance(payload["classifier"], OpenSetClassifier):
         raise InputError(path, "classifier", "a fitted OpenSetClassifier")
     if latent_dims is not None and int(payload["latent_dims"]) != int(latent_dims):

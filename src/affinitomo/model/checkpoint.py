@@ -10,6 +10,7 @@ import torch
 from affinitomo import __version__
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
+from affinitomo.versions import check_version
 
 FORMAT = "affinitomo-checkpoint"
 REQUIRED = ("format", "version", "config", "classes", "model", "box")
@@ -39,4 +40,5 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise InputError(path, missing[0], "present in an affinitomo checkpoint")
+    check_version(path, data["version"], "a checkpoint", "retrain, or use the affinitomo version that wrote it")
     return data

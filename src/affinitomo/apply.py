@@ -1,0 +1,116 @@
+"""Apply a trained run to new tomograms, without retraining.
+
+An earlier run's results folder holds everything needed: ``train/model.pt`` (encoder),
+``embed/umap.pkl`` (the map new particles land on), ``classifier.pkl`` (known classes and the
+open-set threshold), ``similarity/matrix.csv`` (class order) and ``train/training.csv``.
+:func:`apply_run` checks all of them against each other first, then runs the same stage
+functions as a full run: (pick ->) extract -> encode -> UMAP transform -> classify/cluster.
+The results folder has the layout of a full run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from affinitomo.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """The files of an earlier run that classify new data."""
+
+    checkpoint: Path
+    umap: Path
+    classifier: Path
+    matrix: Path
+    training_log: Path | None
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "TrainedRun":
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(folder, None, "the results folder of an earlier run (not found)")
+        files = {"checkpoint": folder / "train" / "model.pt", "umap": folder / "embed" / "umap.pkl",
+                 "classifier": folder / "classifier.pkl", "matrix": folder / "similarity" / "matrix.csv"}
+        for key, path in files.items():
+            if not path.is_file():
+                raise InputError(path, None, f"the earlier run's {key} file (not found)")
+        log_csv = folder / "train" / "training.csv"
+        return cls(**files, training_log=log_csv if log_csv.is_file() else None)
+
+
+def check_trained_run(run: TrainedRun, device: str = "cpu") -> int:
+    """Load and cross-check model, classifier, matrix and UMAP; return the model's box size.
+
+    InputError (before any work) for a checkpoint or classifier of another version or not
+    ours, a classifier whose class map differs from the model's or the matrix's, or a UMAP
+    fitted on latents of another size.
+    """
+    from affinitomo.cluster.classifier_file import load_classifier
+    from affinitomo.cluster.pipeline import read_matrix
+    from affinitomo.embed import load_umap
+    from affinitomo.encode import load_model
+    from affinitomo.train.device import pick_device
+
+    model, ckpt = load_model(run.checkpoint, pick_device(device))
+    latent = model.config.latent_dims
+    names, _ = read_matrix(run.matrix)
+    classifier = load_classifier(run.classifier, latent_dims=latent, matrix_names=names, matrix_path=run.matrix)
+    trained_on = [str(c) for c in ckpt["classes"]]
+    unknown_to_model = sorted(set(classifier["trained"]) - set(trained_on))
+    if unknown_to_model:
+        raise InputError(run.classifier, "classes", f"classes the model {run.checkpoint} was trained on "
+                                                    f"({trained_on}); {unknown_to_model} are not")
+    load_umap(run.umap, latent_dims=latent)
+    return int(model.box)
+
+
+def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | Path, *,
+              particles: str | Path | None = None, pick_diameter: float | None = None,
+              pixel_size: float | None = None, binning: int = 1, normalise: bool = True, invert: bool = False,
+              mask_radius: float | None = None, edge: str = "pad", truth: str | Path | None = None,
+              device: str = "auto", pick_options: dict | None = None) -> dict:
+    """Classify the particles of ``tomograms`` with the run in ``run_dir``; write ``out_dir``.
+
+    Particles come from ``particles`` (a table) or, with ``pick_diameter`` (Å), from the
+    reference-free picker. Extraction settings must be those the model was trained with.
+    """
+    from affinitomo.cluster.pipeline import run_cluster
+    from affinitomo.embed import run_embed
+    from affinitomo.encode import encode
+    from affinitomo.extract import extract_subtomograms, find_tomograms, tomogram_shapes
+    from affinitomo.io.particles import read_particles, write_particles
+
+    if (particles is None) == (pick_diameter is None):
+        raise InputError("--particles", None, "either a particle table or --pick-diameter (not both)")
+    run = TrainedRun.from_folder(run_dir)
+    box = check_trained_run(run, device)
+    files = find_tomograms(tomograms)
+    out_dir = Path(out_dir)
+    if pick_diameter is not None:
+        from affinitomo.pick import pick_tomograms
+
+        table = pick_tomograms(list(files.values()), diameter_A=pick_diameter, pixel_size=pixel_size,
+                               **(pick_options or {}))
+        particles = write_particles(out_dir / "pick" / "particles.star", table)
+    else:
+        default = next(iter(files)) if len(files) == 1 else None
+        table = read_particles(particles, pixel_size=pixel_size, tomogram_shapes=tomogram_shapes(files),
+                               default_tomo=default)
+        table = table[table["rlnTomoName"].astype(str).isin(files)].reset_index(drop=True)
+        if table.empty:
+            raise InputError(particles, "rlnTomoName", f"particles of the tomograms given ({sorted(files)[:10]})")
+    extract_dir = out_dir / "extract"
+    extract_subtomograms(table, files, box, extract_dir, binning=binning, normalise=normalise, invert=invert,
+                         mask_radius=mask_radius, edge=edge, pixel_size=pixel_size)
+    stack, extracted = extract_dir / "subtomos.npy", extract_dir / "particles.star"
+    ids = read_particles(extracted)["afmParticleId"].to_numpy()
+    latents = encode(run.checkpoint, stack, ids, out_dir / "encode" / "latents.npz", device=device)
+    embedded = run_embed(latents, extracted, out_dir / "embed", umap_path=run.umap)
+    return run_cluster(latents, embedded["embedding"], extracted, out_dir, truth_path=truth, matrix_path=run.matrix,
+                       training_log=run.training_log, stack_path=stack, classifier_path=run.classifier,
+                       checkpoint=run.checkpoint, tomograms=list(files.values()))

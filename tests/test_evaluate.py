@@ -88,3 +88,17 @@ def test_evaluate_top_level_keys():
     assert m["f1_macro"] == 1.0 and m["ari"] == 1.0 and m["nmi"] == pytest.approx(1.0)
     assert m["fates"]["new"]["assigned"] == {"unknown": 1.0} and m["fates"]["new"]["purity"] == 1.0
     assert m["silhouette"] > 0.5 and m["accuracy_known"] == 1.0
+
+
+def test_fates_of_final_groups():
+    """Group 0 (unassigned) is never best; purity counts every particle of the group."""
+    truth = np.array(["x"] * 6 + ["y"] * 4)
+    clusters = np.zeros(10, dtype=int)  # one heap
+    groups = np.array([3, 3, 3, 0, 0, 0, 2, 2, 2, 3])
+    assigned = np.array(["unknown"] * 6 + ["a"] * 3 + ["unknown"])
+    f = class_fates(truth, assigned, clusters, known=["a"], groups=groups)
+    assert f["x"]["best_group"] == 3 and f["x"]["group_purity"] == pytest.approx(3 / 4)
+    assert f["x"]["group_completeness"] == pytest.approx(3 / 6)
+    assert f["y"]["best_group"] == 2 and f["y"]["group_purity"] == 1.0
+    assert f["x"]["purity"] == pytest.approx(6 / 10)  # the cluster view is unchanged
+    assert "best_group" not in class_fates(truth, assigned, clusters, known=["a"])["x"]

@@ -52,17 +52,31 @@ def confusion(truth: np.ndarray, assigned: np.ndarray, columns: list[str]) -> di
     return {"rows": rows, "columns": cols, "counts": counts.tolist()}
 
 
+def _best_group(ids: np.ndarray, sel: np.ndarray, excluded: int) -> tuple[int, float, float] | None:
+    """(id, purity, completeness) of the group holding most of ``sel``; ``excluded`` is never best."""
+    gids, counts = np.unique(ids[sel], return_counts=True)
+    real = gids != excluded
+    if not real.any():
+        return None
+    best = int(gids[real][np.argmax(counts[real])])
+    inside = int(counts[gids == best][0])
+    return best, inside / int(np.sum(ids == best)), inside / int(sel.sum())
+
+
 def class_fates(truth: np.ndarray, assigned: np.ndarray, clusters: np.ndarray,
-                known: list[str]) -> dict[str, dict[str, Any]]:
+                known: list[str], groups: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """Where each true class went: fractions per assigned label and per cluster, and its best cluster.
 
     ``purity`` of the best cluster is the fraction of that cluster's particles that are this class;
     ``completeness`` is the fraction of the class's particles in that cluster. Noise (-1) is never
-    a best cluster.
+    a best cluster. With ``groups`` (the final class numbers: known classes, then one number per
+    unknown group, 0 = unassigned) the same is reported for the best group (``best_group``,
+    ``group_purity``, ``group_completeness``; group 0 is never best): the grouping a user gets.
     """
     truth = np.asarray(truth).astype(str)
     assigned = np.asarray(assigned).astype(str)
     clusters = np.asarray(clusters, dtype=np.int64)
+    groups = None if groups is None else np.asarray(groups, dtype=np.int64)
     out: dict[str, dict[str, Any]] = {}
     for name in sorted(np.unique(truth).tolist()):
         sel = truth == name
@@ -75,13 +89,12 @@ def class_fates(truth: np.ndarray, assigned: np.ndarray, clusters: np.ndarray,
             "assigned": {str(k): float(v) / n for k, v in sorted(zip(labels, counts), key=lambda t: -t[1])},
             "clusters": {str(int(k)): float(v) / n for k, v in sorted(zip(cids, ccounts), key=lambda t: -t[1])},
         }
-        real = cids >= 0
-        if real.any():
-            best = int(cids[real][np.argmax(ccounts[real])])
-            in_best = int(ccounts[cids == best][0])
-            fate["best_cluster"] = best
-            fate["purity"] = in_best / int(np.sum(clusters == best))
-            fate["completeness"] = in_best / n
+        best = _best_group(clusters, sel, -1)
+        if best is not None:
+            fate["best_cluster"], fate["purity"], fate["completeness"] = best
+        best = None if groups is None else _best_group(groups, sel, 0)
+        if best is not None:
+            fate["best_group"], fate["group_purity"], fate["group_completeness"] = best
         out[name] = fate
     return out
 
@@ -197,7 +210,7 @@ def evaluate(truth: np.ndarray, assigned: np.ndarray, groups: np.ndarray, cluste
         "per_class": scores,
         "clusters": clustering_scores(truth, clusters),
         "confusion": confusion(truth, assigned, list(known) + [UNKNOWN]),
-        "fates": class_fates(truth, assigned, clusters, list(known)),
+        "fates": class_fates(truth, assigned, clusters, list(known), groups),
     }
     if points is not None:
         out["silhouette"] = silhouette(points, clusters, seed=seed)

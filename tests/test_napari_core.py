@@ -229,6 +229,23 @@ def test_reconstruction_from_tomogram_then_stack(results_dir, tmp_path):
     assert source == "stack"
     np.testing.assert_array_equal(inp, stack[len(table) - 1 - 3])
     assert s.reconstruction(3)[1] == "model (stack)"
+    # One stack per tomogram (the workflow's layout), listed in run.json: split the table in two.
+    info = json.loads((results / "run.json").read_text())
+    halves = []
+    for k, rows in enumerate((slice(0, 10), slice(10, None))):
+        folder = results / "extract" / f"t{k}"
+        folder.mkdir()
+        np.save(folder / "subtomos.npy", stack[rows])
+        write_particles(folder / "particles.star", table.iloc[rows])
+        halves.append(str(folder / "subtomos.npy"))
+    info["stack"] = halves
+    (results / "run.json").write_text(json.dumps(info))
+    s = load_session(results)
+    assert s.run_info.stack == [Path(h) for h in halves]
+    for row in (3, len(table) - 2):
+        inp, source = s.model_input(row, 16)
+        assert source == "stack"
+        np.testing.assert_array_equal(inp, stack[len(table) - 1 - row])
 
 
 def test_foreign_checkpoint_is_reported(results_dir, tmp_path):

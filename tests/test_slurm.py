@@ -136,8 +136,12 @@ def test_demo_workflow_runs_under_slurm_with_declared_resources(local_slurm, tmp
     planned = planned_rules(log)
     assert {"simulate_demo", "extract", "train", "encode", "cluster"} <= planned
     assert set(submitted) == planned, f"rules run as SLURM jobs: {sorted(submitted)}, planned: {sorted(planned)}"
-    accounting = sacct(list(submitted.values()))
-    for rule, job in submitted.items():
+    jobs = SUBMITTED.findall(log)
+    per_rule = {rule: sum(r == rule for _, r in jobs) for rule in submitted}
+    # One job per tomogram for extraction and encoding (the cluster runs them side by side).
+    assert per_rule["extract"] == per_rule["encode"] == config["demo"]["n_tomograms"], per_rule
+    accounting = sacct([job for job, _ in jobs])
+    for job, rule in jobs:
         row, want = accounting[job], declared[rule]
         assert row["State"] == "COMPLETED", (rule, row)
         assert megabytes(row["ReqMem"]) == int(want["mem_mb"]), (rule, row, want)

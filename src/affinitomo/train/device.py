@@ -17,7 +17,8 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise InputError("--device", None, "'cuda' needs a CUDA GPU and a CUDA build of torch; none found")
+            raise InputError("--device", None, "'cuda' needs a CUDA GPU and a CUDA build of torch; none found here "
+                             "(device 'auto' falls back to the CPU, if that is what you want)")
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     if name == "mps":
         if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):

@@ -12,7 +12,8 @@ XYZ = ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]
 
 
 def match_picks(picks: pd.DataFrame, truth: pd.DataFrame, tolerance: float | Mapping[str, float]) -> pd.DataFrame:
-    """The truth table with ``matched`` (bool) and ``error`` (pixels) per particle.
+    """The truth table with ``matched`` (bool), ``error`` (pixels) and ``pick`` (row of the matched
+    pick in ``picks``, -1 if none) per particle.
 
     Per tomogram, pick-truth pairs closer than the truth particle's tolerance (pixels; one
     number, or one per ``afmClassName``) are matched one to one, closest pairs first.
@@ -27,6 +28,7 @@ def match_picks(picks: pd.DataFrame, truth: pd.DataFrame, tolerance: float | Map
         tol = np.full(len(truth), float(tolerance))
     truth["matched"] = False
     truth["error"] = np.nan
+    truth["pick"] = -1
     pick_matched = np.zeros(len(picks), dtype=bool)
     for name, rows in truth.groupby("rlnTomoName").indices.items():
         cols = np.flatnonzero((picks["rlnTomoName"] == name).to_numpy())
@@ -44,6 +46,7 @@ def match_picks(picks: pd.DataFrame, truth: pd.DataFrame, tolerance: float | Map
             used_p.add(j)
             truth.iloc[rows[i], truth.columns.get_loc("matched")] = True
             truth.iloc[rows[i], truth.columns.get_loc("error")] = d
+            truth.iloc[rows[i], truth.columns.get_loc("pick")] = cols[j]
             pick_matched[cols[j]] = True
     truth.attrs["picks_matched"] = int(pick_matched.sum())
     return truth

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
 from affinitomo.model.checkpoint import load_checkpoint
+from affinitomo.model.refine import REFINE_STEPS, refine_rotations
 from affinitomo.model.vae import AffinityVAE
 from affinitomo.train.config import config_from_dict
 from affinitomo.train.data import SubtomoStack
@@ -44,8 +45,13 @@ def encode_stack(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    refine_steps: int = REFINE_STEPS,
 ) -> dict[str, np.ndarray]:
-    """mu, logvar, pose (and rotation for explicit-rotation models) for every stack row."""
+    """mu, logvar, pose (and rotation for explicit-rotation models) for every stack row.
+
+    ``rotation`` is the encoder's estimate refined through the decoder by ``refine_steps``
+    steps (:func:`affinitomo.model.refine.refine_rotations`; 0 = the encoder's estimate as is).
+    """
     device = torch.device(device)
     if stack.box != model.box:
         raise InputError(stack.path, "shape", f"boxes of {model.box}^3 as the model was trained on, got {stack.box}^3")
@@ -69,7 +75,10 @@ def encode_stack(
         out["logvar"][idx] = logvar.float().cpu().numpy()
         out["pose"][idx] = pose.float().cpu().numpy()
         if model.has_rotation:
-            out["rotation"][idx] = model.rotation_matrices(pose.float()).double().cpu().numpy()
+            rotation = model.rotation_matrices(pose.float())
+            if refine_steps > 0:
+                rotation = refine_rotations(model.decoder, x, mu, rotation, refine_steps)
+            out["rotation"][idx] = rotation.double().cpu().numpy()
     return out
 
 
@@ -82,8 +91,12 @@ def encode(
     batch_size: int = 256,
     device: str = "auto",
     progress: bool = True,
+    refine_steps: int = REFINE_STEPS,
 ) -> Path:
-    """Write ``latents.npz`` (particle_id, mu, logvar, pose[, rotation]) for a stack."""
+    """Write ``latents.npz`` (particle_id, mu, logvar, pose[, rotation]) for a stack.
+
+    ``refine_steps``: see :func:`encode_stack` (explicit-rotation models only).
+    """
     model, ckpt = load_model(checkpoint, pick_device(device))  # checks the checkpoint before any work
     stack = SubtomoStack(stack_path)
     particle_ids = np.asarray(particle_ids)
@@ -92,7 +105,7 @@ def encode(
     if batch_size < 1:
         raise InputError("--batch-size", None, f"a positive integer, got {batch_size}")
     dev = next(model.parameters()).device
-    arrays = encode_stack(model, stack, ckpt["train_config"].normalise, batch_size, dev, progress)
+    arrays = encode_stack(model, stack, ckpt["train_config"].normalise, batch_size, dev, progress, refine_steps)
     out = Path(out)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:

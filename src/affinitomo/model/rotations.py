@@ -61,3 +61,12 @@ def rotate_volumes(volumes: torch.Tensor, matrices: torch.Tensor) -> torch.Tenso
     theta = torch.cat([rt, t], dim=2)
     grid = F.affine_grid(theta, list(volumes.shape), align_corners=True)
     return F.grid_sample(volumes, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def matrix_from_rotvec(w: torch.Tensor) -> torch.Tensor:
+    """(N, 3) rotation vectors (axis * angle, radians) -> (N, 3, 3) matrices (exponential map)."""
+    zero = torch.zeros_like(w[:, 0])
+    skew = torch.stack(
+        [zero, -w[:, 2], w[:, 1], w[:, 2], zero, -w[:, 0], -w[:, 1], w[:, 0], zero], dim=1
+    ).view(-1, 3, 3)
+    return torch.linalg.matrix_exp(skew)

@@ -1,7 +1,7 @@
 """100k particles of 32^3 end to end after training: encode, UMAP transform, classify, cluster, write.
 
 Builds N synthetic subtomograms (10 shapes: smooth random densities, random 90-degree turns,
-Gaussian noise) as a memory-mapped stack on disk, trains a small model for one epoch on 2,000
+Gaussian noise) as a memory-mapped stack on disk, trains the default model for three epochs on 2,000
 labelled particles (not timed), then times the stages a lab runs on every particle, each as the
 CLI verb the workflow calls, in its own process:
 
@@ -62,7 +62,7 @@ def make_stack(path: Path, n: int, rng: np.random.Generator) -> np.ndarray:
         for i in range(len(rows)):
             k = rng.integers(0, 4, 2)
             block[i] = np.rot90(np.rot90(block[i], k[0], (1, 2)), k[1], (0, 2))
-        stack[rows] = block + rng.normal(scale=1.5, size=block.shape).astype(np.float32)
+        stack[rows] = block + rng.normal(scale=1.0, size=block.shape).astype(np.float32)
     stack.flush()
     del stack
     return classes
@@ -135,7 +135,7 @@ def main() -> None:
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         train = run_measured(exe + ["train", "--stack", str(work / "train.npy"), "--particles", str(work / "train.star"),
                                     "--matrix", str(work / "matrix.csv"), "--out", str(work / "train"), "--device", "cpu",
-                                    "--options", json.dumps({"epochs": 1})], work / "train.log")
+                                    "--options", json.dumps({"epochs": 3})], work / "train.log")
         print(f"train (not part of the figure): {train}", flush=True)
         steps = {
             "encode": exe + ["encode", "--checkpoint", str(work / "train" / "model.pt"), "--stack",

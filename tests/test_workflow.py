@@ -160,6 +160,11 @@ def test_demo_end_to_end_then_nothing_to_do(tmp_path):
         assert column in table.columns
     again = snakemake(tmp_path, REPO / "config.yaml", "-n", "--cores", "2")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # A self-contained HTML report with every plot and its caption (workflow/report/*.rst).
+    snakemake(tmp_path, REPO / "config.yaml", "--report", "report.html")
+    html = (tmp_path / "report.html").read_text()
+    for caption in sorted((REPO / "workflow" / "report").glob("*.rst")):
+        assert f"{caption.stem}.png" in html, caption.stem
 
 
 @pytest.mark.parametrize(

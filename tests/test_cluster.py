@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from affinitomo.cluster.classify import (ClassifyOptions, OpenSetClassifier, conformal_threshold,
-                                         stratified_folds)
-from affinitomo.cluster.clustering import ClusterOptions, cluster_points, relabel_by_size
+from affinitomo.cluster.classify import (ClassifyOptions, LabelledNeighbours, OpenSetClassifier,
+                                         conformal_threshold, lower_p_value, stratified_folds, upper_p_value)
+from affinitomo.cluster.clustering import ClusterOptions, cluster_points, recluster_unknown, relabel_by_size
 from affinitomo.errors import InputError
 from synthetic_latents import HELD_OUT, KNOWN, make_blobs
 
@@ -116,3 +116,80 @@ def test_fit_without_labels_is_input_error():
 def test_bad_classify_options(bad):
     with pytest.raises(InputError):
         ClassifyOptions.from_dict(bad)
+
+
+def near_unknown_blobs(seed: int = 0, n_per: int = 150, offset: float = 3.0):
+    """Three known classes; an unlabelled class ``offset`` sigma from the first (inside its distance
+    quantile); 40 % of the known particles labelled."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    centres = np.concatenate([8.0 * q[:3], 8.0 * q[:1] + offset * q[3:4]])
+    y = np.repeat(np.arange(4), n_per)
+    x = centres[y] + rng.normal(size=(len(y), 8))
+    labelled = (y < 3) & (rng.random(len(y)) < 0.4)
+    return x, y, labelled
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_neighbour_test_finds_an_unknown_class_close_to_a_known_one(seed):
+    """Distance alone keeps most of the close unseen class; few labelled neighbours give it away."""
+    x, y, lab = near_unknown_blobs(seed)
+    names = y.astype(str)
+    pool_rows = np.full(len(y), -1)
+    pool_rows[lab] = np.arange(lab.sum())
+    pool_rows[~lab] = lab.sum() + np.arange((~lab).sum())
+    rates = {}
+    for neighbours in (False, True):
+        clf = OpenSetClassifier(ClassifyOptions(neighbours=neighbours)).fit(x[lab], names[lab], unlabelled=x[~lab])
+        unknown = clf.predict(x, pool_rows).unknown
+        rates[neighbours] = (unknown[y == 3].mean(), unknown[(y < 3) & ~lab].mean())
+    assert rates[False][0] < 0.6  # the distance test misses much of it
+    assert rates[True][0] > 0.8 and rates[True][0] > rates[False][0] + 0.25  # the combined test finds it
+    assert rates[True][1] < 0.1  # known particles stay known at about 1 - q
+    assert clf.calibration_["neighbours_k"] == round(10 / lab.mean())  # ~10 labelled neighbours expected
+
+
+def test_neighbour_test_needs_unlabelled_particles(blobs):
+    lab = blobs.table["afmClassName"].to_numpy().astype(str) != ""
+    a = OpenSetClassifier().fit(blobs.mu[lab], blobs.true_class[lab])
+    b = OpenSetClassifier(ClassifyOptions(neighbours=False)).fit(blobs.mu[lab], blobs.true_class[lab],
+                                                                unlabelled=blobs.mu[~lab])
+    assert a.neighbours_ is None and b.neighbours_ is None
+    np.testing.assert_array_equal(a.predict(blobs.mu).unknown, b.predict(blobs.mu).unknown)
+
+
+def test_labelled_neighbours_excludes_itself():
+    x = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [10.2]])
+    flags = np.array([True, True, False, False, False, False])
+    nb = LabelledNeighbours().fit(x, flags, np.eye(1), k=2)
+    np.testing.assert_allclose(nb.score(x, np.arange(6)), [0.5, 0.5, 1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(nb.score(x[:1]), [1.0])  # a new point: its twin in the pool counts
+
+
+def test_p_values():
+    cal = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(upper_p_value(cal, np.array([0.0, 2.0, 4.0])), [1.0, 0.75, 0.25])
+    np.testing.assert_allclose(lower_p_value(cal, np.array([0.0, 2.0, 4.0])), [0.25, 0.75, 1.0])
+
+
+def test_recluster_unknown_gives_each_unseen_molecule_its_group():
+    """Two unseen molecules that the joint clustering put in one cluster come out as two groups."""
+    rng = np.random.default_rng(0)
+    known = rng.normal(size=(200, 2))
+    u1, u2 = rng.normal(size=(60, 2)) * 0.3 + [8, 0], rng.normal(size=(60, 2)) * 0.3 + [8, 3]
+    x = np.concatenate([known, u1, u2])
+    joint = np.array([0] * 200 + [1] * 120)  # one heap for both
+    unknown = np.arange(len(x)) >= 200
+    labels, info = recluster_unknown(x, joint, unknown, ClusterOptions(min_cluster_size=20))
+    assert info["n_clusters"] == 2 and labels[0] == 0
+    assert len(set(labels[200:260])) == 1 and len(set(labels[260:])) == 1 and labels[200] != labels[260]
+    assert labels[200] not in (-1, 0) and labels[260] not in (-1, 0)
+    same, _ = recluster_unknown(x, joint, np.zeros(len(x), bool))
+    np.testing.assert_array_equal(same, joint)
+
+
+def test_bad_unknown_clustering_option():
+    with pytest.raises(InputError):
+        ClusterOptions.from_dict({"unknown": "merge"})
+    with pytest.raises(InputError):
+        ClassifyOptions.from_dict({"neighbours_k": 0})

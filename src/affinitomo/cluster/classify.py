@@ -19,6 +19,20 @@ Why 0.95: it is the conventional false-alarm rate (alpha = 0.05) of a conformal 
 lets an unseen molecule that resembles a known one hide in it (on the demo the held-out
 tripod went 84% to l_short at 0.99, 56% at 0.95 with 34% unknown), while each step lower
 costs known particles at a rate of 1 - q.
+
+Second open-set score (``neighbours``, when the unlabelled particles are given to ``fit``):
+the fraction of labelled particles among a particle's k nearest neighbours in the pool of
+all particles (labelled and not; whitened by the pooled within-class covariance). Labels
+are a random subset of the known classes' particles, so around a known-class particle about
+the labelled fraction f of the neighbours is labelled, while a molecule no one labelled sits
+among unlabelled particles only (positive-unlabelled learning). Its calibration scores are the
+labelled particles' own (leave-one-out) scores. k defaults to ``round(10 / f)`` in [10, 100],
+so that a neighbourhood holds about 10 labelled particles where a known class is. Both tests
+are combined as one conformal test: a particle is unknown when the smaller of its two
+conformal p-values (distance large, labelled neighbours few) is below the ``1 - q`` quantile
+of the same statistic on the calibration particles, which keeps the bound on known particles
+called unknown at about ``1 - q``. Caveat: it assumes labels were not chosen by position in
+latent space (e.g. only the most typical particles); then lower ``quantile`` or disable it.
 """
 
 from __future__ import annotations
@@ -48,6 +62,8 @@ class ClassifyOptions:
     open_set: bool = True
     quantile: float = 0.95
     folds: int = 5
+    neighbours: bool = True  # second open-set test: few labelled particles among the neighbours
+    neighbours_k: int | None = None  # None: round(10 / labelled fraction), clipped to [10, 100]
     seed: int = 0
 
     @classmethod
@@ -61,6 +77,8 @@ class ClassifyOptions:
             raise InputError(source, "folds", "an integer >= 2")
         if opts.n_neighbors < 1:
             raise InputError(source, "n_neighbors", "an integer >= 1")
+        if opts.neighbours_k is not None and (not isinstance(opts.neighbours_k, int) or opts.neighbours_k < 1):
+            raise InputError(source, "neighbours_k", "a positive integer or null")
         return opts
 
 
@@ -104,6 +122,44 @@ class CentroidDistance:
     def score(self, x: np.ndarray) -> np.ndarray:
         """(N,) distance to the nearest centroid."""
         return self.transform(x).min(axis=1)
+
+
+class LabelledNeighbours:
+    """Fraction of labelled particles among each particle's k nearest neighbours in a pool."""
+
+    def fit(self, pool: np.ndarray, labelled: np.ndarray, whitening: np.ndarray,
+            k: int | None = None) -> "LabelledNeighbours":
+        """``pool`` (M, L) all particles, ``labelled`` (M,) bool, ``whitening`` (L, L) applied to rows."""
+        from sklearn.neighbors import NearestNeighbors
+
+        self.labelled_ = np.asarray(labelled, dtype=bool)
+        self.whitening_ = whitening
+        fraction = max(float(self.labelled_.mean()), 1e-9)
+        self.k_ = int(min(k or np.clip(round(10 / fraction), 10, 100), len(pool) - 1))
+        self.index_ = NearestNeighbors(n_neighbors=self.k_ + 1).fit(np.asarray(pool, float) @ whitening)
+        return self
+
+    def score(self, x: np.ndarray, pool_rows: np.ndarray | None = None) -> np.ndarray:
+        """(N,) labelled fraction of the k neighbours; ``pool_rows`` (N,): the row's own pool index
+        (-1 if not in the pool), never counted as its own neighbour."""
+        _, idx = self.index_.kneighbors(np.asarray(x, float) @ self.whitening_, n_neighbors=self.k_ + 1)
+        keep = np.ones(idx.shape, dtype=bool)
+        if pool_rows is not None:
+            keep &= idx != np.asarray(pool_rows)[:, None]
+        keep &= np.cumsum(keep, axis=1) <= self.k_  # the k nearest that are not the row itself
+        return (self.labelled_[idx] & keep).sum(axis=1) / self.k_
+
+
+def lower_p_value(calibration: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Conformal p-value of ``values`` being this small: (1 + #{calibration <= v}) / (n + 1)."""
+    s = np.sort(calibration)
+    return (1.0 + np.searchsorted(s, values, side="right")) / (s.size + 1.0)
+
+
+def upper_p_value(calibration: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Conformal p-value of ``values`` being this large: (1 + #{calibration >= v}) / (n + 1)."""
+    s = np.sort(calibration)
+    return (1.0 + s.size - np.searchsorted(s, values, side="left")) / (s.size + 1.0)
 
 
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -151,8 +207,12 @@ class OpenSetClassifier:
             return KNeighborsClassifier(n_neighbors=max(1, min(self.options.n_neighbors, n)))
         return make_pipeline(StandardScaler(), LogisticRegression(C=self.options.C, max_iter=2000))
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "OpenSetClassifier":
-        """Fit on labelled latents ``x`` (n, L) with class names ``y`` (n,)."""
+    def fit(self, x: np.ndarray, y: np.ndarray, unlabelled: np.ndarray | None = None) -> "OpenSetClassifier":
+        """Fit on labelled latents ``x`` (n, L) with class names ``y`` (n,).
+
+        ``unlabelled`` (m, L): the other particles of the data set; with ``neighbours`` on they form,
+        with ``x``, the pool of the labelled-neighbours test (pool rows: ``x`` first, then these).
+        """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y).astype(str)
         if len(x) == 0:
@@ -163,10 +223,39 @@ class OpenSetClassifier:
         else:
             self.model_ = None
         self.distance_ = CentroidDistance().fit(x, y)
+        self.neighbours_ = None
         self.calibration_ = self._calibrate(x, y)
+        if self.options.open_set and self.options.neighbours and unlabelled is not None and len(unlabelled) > 0:
+            self._fit_neighbours(x, np.asarray(unlabelled, dtype=np.float64))
         self.threshold_ = self.calibration_["threshold"]
         log.info("open-set threshold %.3f (%s)", self.threshold_, self.calibration_["rule"])
         return self
+
+    def _fit_neighbours(self, x: np.ndarray, unlabelled: np.ndarray) -> None:
+        """The labelled-neighbours test and the combined (min p-value) conformal threshold."""
+        pool = np.concatenate([x, unlabelled])
+        flags = np.arange(len(pool)) < len(x)
+        whitening = np.linalg.cholesky(self.distance_.precision_)
+        self.neighbours_ = LabelledNeighbours().fit(pool, flags, whitening, self.options.neighbours_k)
+        own = self.neighbours_.score(x, np.arange(len(x)))
+        self.neighbour_scores_ = np.sort(own)
+        held = np.isfinite(self.calibration_distances_)  # rows with an out-of-fold distance
+        combined = self._combined_p(self.calibration_distances_[held], own[held])
+        threshold, rule = conformal_threshold(-combined, self.options.quantile)
+        self.p_threshold_ = -threshold
+        self.calibration_.update({
+            "score": self.calibration_["score"] + "; and the labelled fraction of the k nearest neighbours "
+                     "among all particles (leave-one-out on the labelled ones); unknown when the smaller "
+                     "conformal p-value of the two is below p_threshold",
+            "neighbours_k": self.neighbours_.k_, "pool": int(len(pool)),
+            "labelled_fraction": float(flags.mean()),
+            "neighbour_score_median": float(np.median(self.neighbour_scores_)),
+            "p_threshold": self.p_threshold_, "rule": rule + " of min(p_distance, p_neighbours)",
+        })
+
+    def _combined_p(self, distance: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+        return np.minimum(upper_p_value(self.calibration_scores_, distance),
+                          lower_p_value(self.neighbour_scores_, neighbour))
 
     def _calibrate(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         opts = self.options
@@ -176,8 +265,12 @@ class OpenSetClassifier:
             held = fold == f
             model = CentroidDistance().fit(x[~held], y[~held])
             scores.append(model.score(x[held]))
+        rows = [np.flatnonzero(fold == f) for f in range(len(scores))]
         scores_arr = np.concatenate(scores) if scores else np.empty(0)
         self.calibration_scores_ = np.sort(scores_arr)
+        self.calibration_distances_ = np.full(len(x), np.nan)  # per labelled row (nan: never held out)
+        if scores:
+            self.calibration_distances_[np.concatenate(rows)] = scores_arr
         if opts.open_set:
             threshold, rule = conformal_threshold(scores_arr, opts.quantile)
         else:
@@ -203,18 +296,25 @@ class OpenSetClassifier:
 
     def p_value(self, distance: np.ndarray) -> np.ndarray:
         """Conformal p-value of each distance against the calibration scores."""
-        s = self.calibration_scores_
-        if s.size == 0:
+        if self.calibration_scores_.size == 0:
             return np.ones(len(distance))
-        n_ge = s.size - np.searchsorted(s, distance, side="left")
-        return (1.0 + n_ge) / (s.size + 1.0)
+        return upper_p_value(self.calibration_scores_, distance)
 
-    def predict(self, x: np.ndarray) -> Prediction:
-        """Class (or 'unknown'), confidence and open-set distance per particle."""
+    def predict(self, x: np.ndarray, pool_rows: np.ndarray | None = None) -> Prediction:
+        """Class (or 'unknown'), confidence and open-set distance per particle.
+
+        ``pool_rows`` (N,): each row's index in the fitting pool (labelled rows first, then the
+        ``unlabelled`` ones; -1 for new particles), so that no particle is its own neighbour.
+        """
         x = np.asarray(x, dtype=np.float64)
         known_label, proba = self.predict_known(x)
         distance = self.distance_.score(x)
-        unknown = distance > self.threshold_
+        if getattr(self, "neighbours_", None) is not None:
+            p = self._combined_p(distance, self.neighbours_.score(x, pool_rows))
+            unknown = p < self.p_threshold_
+        else:
+            p = self.p_value(distance)
+            unknown = distance > self.threshold_
         label = np.where(unknown, UNKNOWN, known_label).astype(object)
-        confidence = np.where(unknown, 1.0 - self.p_value(distance), proba)
+        confidence = np.where(unknown, 1.0 - p, proba)
         return Prediction(label, known_label.astype(object), confidence, distance, unknown)

@@ -32,7 +32,11 @@ class ClusterOptions:
     - k-means ``n_clusters=None``: k in ``[2, k_max]`` with the best silhouette score on a
       subsample; GMM: k in ``[1, k_max]`` with the lowest BIC;
       ``k_max=None``: ``max(10, n_known + 5)`` (room for unseen classes);
-    - ``max_fit=20000``: k-means/GMM model selection runs on at most this many particles.
+    - ``max_fit=20000``: k-means/GMM model selection runs on at most this many particles;
+    - ``unknown="separate"``: the particles the open-set classifier calls unknown are clustered
+      again on their own (same method, sizes scaled to their number), so that each unseen
+      molecule can form its own group instead of sharing a cluster with a known class or
+      being one heap; ``"joint"`` keeps their clusters of the clustering of all particles.
     """
 
     method: str = "hdbscan"
@@ -44,6 +48,7 @@ class ClusterOptions:
     k_max: int | None = None
     covariance_type: str = "full"
     max_fit: int = 20000
+    unknown: str = "separate"  # "separate" or "joint"
     seed: int = 0
 
     @classmethod
@@ -55,6 +60,8 @@ class ClusterOptions:
     def validate(self, source: Any = None) -> None:
         if self.method not in METHODS:
             raise InputError(source, "method", f"one of {list(METHODS)}, got {self.method!r}")
+        if self.unknown not in ("separate", "joint"):
+            raise InputError(source, "unknown", f"'separate' or 'joint', got {self.unknown!r}")
         if self.space not in ("latent", "umap"):
             raise InputError(source, "space", f"'latent' or 'umap', got {self.space!r}")
         for name in ("min_cluster_size", "min_samples", "n_clusters", "k_max"):
@@ -173,3 +180,21 @@ def cluster_points(x: np.ndarray, opts: ClusterOptions | None = None,
     info["n_noise"] = int((labels < 0).sum())
     log.info("%s: %d clusters, %d noise points", opts.method, info["n_clusters"], info["n_noise"])
     return labels, info
+
+
+def recluster_unknown(x: np.ndarray, clusters: np.ndarray, unknown: np.ndarray,
+                      opts: ClusterOptions | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """``clusters`` of all particles with the ``unknown`` rows clustered again on their own.
+
+    The unknown rows get new ids after the others' (noise stays -1); then all ids are renumbered
+    by decreasing size. Returns (labels, info of the clustering of the unknown rows).
+    """
+    opts = opts or ClusterOptions()
+    unknown = np.asarray(unknown, dtype=bool)
+    out = np.asarray(clusters, dtype=np.int64).copy()
+    if not unknown.any():
+        return out, {"n_clusters": 0, "n_noise": 0}
+    sub, info = cluster_points(np.asarray(x)[unknown], opts)
+    offset = int(out.max()) + 1 if out.size else 0
+    out[unknown] = np.where(sub >= 0, sub + offset, -1)
+    return relabel_by_size(out), info

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassifier
-from affinitomo.cluster.clustering import ClusterOptions, cluster_points
+from affinitomo.cluster.clustering import ClusterOptions, cluster_points, recluster_unknown
 from affinitomo.cluster.results import (build_table, class_numbers, write_class_stars, write_classes_csv,
                                         write_json, write_plots)
 from affinitomo.embed import Latents, align_to_table, labelled_mask, read_embedding, read_latents
@@ -130,14 +130,18 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
             raise InputError(particles_path, "afmClassName",
                              f"labels among the classifier's classes {trained}; not there: {bad}")
     elif labelled.any():
-        clf = OpenSetClassifier(options).fit(mu[labelled], labels[labelled])
+        clf = OpenSetClassifier(options).fit(mu[labelled], labels[labelled], unlabelled=mu[~labelled])
         trained = [c for c in known if c in set(labels[labelled].tolist())]
     else:
         log.warning("no labelled particles in %s: every particle is 'unknown' and keeps its cluster",
                     particles_path)
         return Classified(np.full(n, UNKNOWN, dtype=object), np.zeros(n), np.full(n, np.inf),
                           {"rule": "no labelled particles: no classifier", "threshold": None}, known, [], None)
-    pred = clf.predict(mu)
+    pool_rows = np.full(n, -1, dtype=np.int64)  # each row's place in the fitting pool (labelled first)
+    if stored is None:
+        pool_rows[labelled] = np.arange(int(labelled.sum()))
+        pool_rows[~labelled] = int(labelled.sum()) + np.arange(int((~labelled).sum()))
+    pred = clf.predict(mu, pool_rows)
     assigned = np.asarray(pred.label, dtype=object)
     assigned[labelled] = labels[labelled]  # the user's labels stand for the particles they labelled
     confidence = np.where(labelled, 1.0, pred.confidence)
@@ -223,6 +227,11 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     points = latents.mu if options.cluster.space == "latent" else xy
     cl = classify(latents.mu, labels, labelled, known, options.classify, stored, particles_path)
     clusters, cluster_info = cluster_points(points, options.cluster, n_known=len(cl.known))
+    if options.cluster.unknown == "separate":
+        clusters, cluster_info["unknown"] = recluster_unknown(points, clusters, cl.assigned == UNKNOWN,
+                                                              options.cluster)
+        cluster_info["n_clusters"] = int(clusters.max() + 1) if (clusters >= 0).any() else 0
+        cluster_info["n_noise"] = int((clusters < 0).sum())
     n = len(table)
     n_unknown = int(np.sum(cl.assigned == UNKNOWN))
     log.info("%d of %d particles unknown (threshold %s)", n_unknown, n, cl.calibration.get("threshold"))

@@ -43,6 +43,13 @@ def test_dry_run_of_default_config(tmp_path):
         assert rule in proc.stdout
 
 
+def test_shrec_config_dry_run_with_sections_left_out(tmp_path):
+    """workflow/configs/shrec.yaml (no pick/apply sections: schema defaults fill them) plans 4 tomograms."""
+    proc = snakemake(tmp_path, REPO / "workflow" / "configs" / "shrec.yaml", "-n", "--cores", "1")
+    counts = job_counts(proc.stdout)
+    assert counts["extract"] == counts["encode"] == 4 and counts["train"] == 1
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

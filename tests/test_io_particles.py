@@ -137,6 +137,18 @@ def test_relion5_needs_pixel_size_and_shapes(tmp_path):
         read_particles(path, pixel_size=2.0, tomogram_shapes={"other": (10, 10, 10)})
 
 
+def test_one_tomogram_of_a_relion5_table_keeps_whole_table_ids(tmp_path):
+    """Per-tomogram jobs: only that tomogram's shape is needed, ids are those of the whole table."""
+    centred = pd.DataFrame({"rlnTomoName": ["a", "b", "a", "b"], "rlnCenteredCoordinateXAngst": [0.0, 1.0, 2.0, 3.0],
+                            "rlnCenteredCoordinateYAngst": 0.0, "rlnCenteredCoordinateZAngst": 0.0})
+    path = _write_star(tmp_path / "r5.star", centred)
+    b = read_particles(path, pixel_size=1.0, tomogram_shapes={"b": (10, 20, 30)}, only_tomo="b")
+    assert b["afmParticleId"].tolist() == [1, 3] and b["rlnTomoName"].tolist() == ["b", "b"]
+    np.testing.assert_allclose(b["rlnCoordinateX"], [16.0, 18.0])
+    with pytest.raises(InputError, match="particles of tomogram 'c'.*\\['a', 'b'\\]"):
+        read_particles(path, pixel_size=1.0, tomogram_shapes={"c": (10, 20, 30)}, only_tomo="c")
+
+
 def test_csv_with_class_names_and_tomo(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("X, Y, Z, class, tomo\n1,2,3,ribo,01\n4,5,6,,01\n7,8,9,apo,02\n10,11,12,ribo,02\n")

@@ -91,11 +91,12 @@ def encode(
     batch_size: int = 256,
     device: str = "auto",
     progress: bool = True,
-    refine_steps: int = REFINE_STEPS,
+    refine_steps: int | None = None,
 ) -> Path:
     """Write ``latents.npz`` (particle_id, mu, logvar, pose[, rotation]) for a stack.
 
-    ``refine_steps``: see :func:`encode_stack` (explicit-rotation models only).
+    ``refine_steps``: see :func:`encode_stack` (explicit-rotation models only); None = the
+    checkpoint's ``pose_refine_steps`` training option.
     """
     model, ckpt = load_model(checkpoint, pick_device(device))  # checks the checkpoint before any work
     stack = SubtomoStack(stack_path)
@@ -104,6 +105,10 @@ def encode(
         raise InputError(stack_path, "rows", f"one row per particle of the table ({len(particle_ids)}), got {len(stack)}")
     if batch_size < 1:
         raise InputError("--batch-size", None, f"a positive integer, got {batch_size}")
+    if refine_steps is None:
+        refine_steps = ckpt["train_config"].pose_refine_steps
+    elif refine_steps < 0:
+        raise InputError("--refine-steps", None, f"an integer >= 0, got {refine_steps}")
     dev = next(model.parameters()).device
     arrays = encode_stack(model, stack, ckpt["train_config"].normalise, batch_size, dev, progress, refine_steps)
     out = Path(out)

@@ -15,7 +15,7 @@ import torch
 
 from affinitomo.model.rotations import matrix_from_rotvec, rotate_volumes
 
-REFINE_STEPS = 30  # Adam steps per batch; 0 = the encoder's rotation as it is
+REFINE_STEPS = 30  # Adam steps; 0 = the encoder's rotation as it is (TrainConfig.pose_refine_steps)
 REFINE_LR = 0.02  # radians (~1.1 degrees) per step at most, so at most ~35 degrees in 30 steps
 
 

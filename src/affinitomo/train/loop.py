@@ -33,7 +33,7 @@ CSV_COLUMNS = (
     + ["val_real_total", "beta", "gamma", "samples_per_s", "seconds"]
 )
 # Options that may change between a run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "num_threads", "checkpoint_every"}
+RESUMABLE_CHANGES = {"epochs", "num_threads", "checkpoint_every", "pose_refine_steps"}
 
 
 class TrainingDiverged(RuntimeError):

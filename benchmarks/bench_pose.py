@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from affinitomo.encode import encode_stack, load_model
+from affinitomo.errors import InputError
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import angular_distance, euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles
@@ -68,7 +69,11 @@ def asymmetric_templates(source: str, classes: list[str] | None) -> dict[str, np
     if not folder.is_dir():
         return None
     maps = load_templates(folder, VOXEL)
-    return {name: maps[name] for name in (classes or SHREC_ASYMMETRIC)}
+    wanted = classes or list(SHREC_ASYMMETRIC)
+    missing = sorted(set(wanted) - set(maps))
+    if missing:
+        raise InputError(folder, "classes", f"template names among {sorted(maps)}, got {missing}")
+    return {name: maps[name] for name in wanted}
 
 
 def true_rotations(star: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -204,7 +204,15 @@ def run_pipeline(p: dict[str, Path], variant: str, out: Path, a: argparse.Namesp
                           truth_path=p["data"] / "truth.star", matrix_path=p["matrix"], options=stage)
     _, _, known, unknown = truth_and_labels(p, p["extract"] / "particles.star")
     return {**summarise(summary["metrics"], known, unknown), "seconds": _timed(out, "train", t_train),
-            "train_options": options}
+            "train_options": trained_with(train_dir / "model.pt")}
+
+
+def trained_with(checkpoint: Path) -> dict[str, Any]:
+    """The headline training options stored in a checkpoint (a reused model may predate --epochs)."""
+    import torch
+
+    config = torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]
+    return {k: config.get(k) for k in ("epochs", "semi_supervised", "augmentation", "gamma", "beta", "model")}
 
 
 def fmt(v: Any, digits: int = 2) -> str:
@@ -295,6 +303,8 @@ def main() -> int:
                     r.update(snr=snr, split=split, variant=variant + a.tag, unknown_classes=list(SPLITS[split]),
                              load_before=before, load_after=load(), load_prepare=load_before)
                     rows.append(r)
+                    if "train_options" in r:
+                        print(f"<!-- {variant}: {json.dumps(r['train_options'], default=str)} -->", flush=True)
                     print(table_row(r), flush=True)
     result = {"rows": rows, "aggregate": aggregate(rows), "args": {k: str(v) for k, v in vars(a).items()}}
     for agg in result["aggregate"]:

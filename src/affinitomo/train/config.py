@@ -65,8 +65,8 @@ class TrainConfig:
     - ``pose_refine_steps`` 30: at encoding (rotation decoder only), steps refining each
       particle's rotation through the decoder, the canonical volume fixed
       (:func:`~affinitomo.model.refine.refine_rotations`); 0 = the encoder's rotation as is.
-      Held-out demo L-shapes: median error 11-16 -> 5-6 degrees; costs ~30 decoder-sized
-      passes per particle at encoding. Does not affect training (may change on resume).
+      Held-out asymmetric demo classes (benchmarks/bench_pose.py): median error 9.5-21 ->
+      4.6-8.3 degrees; costs ~30 decoder-sized passes per particle at encoding. Does not affect training (may change on resume).
     - ``true_poses``: which rows' angles supervise the pose: "simulated" (default; rows with
       afmSimulated=1), "table" (every row with rlnAngleRot/Tilt/Psi, e.g. poses refined by
       subtomogram averaging) or "none".

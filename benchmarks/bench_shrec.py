@@ -94,7 +94,8 @@ def prepare(data_root: Path, maps: Path, snr: float, split: int, a: argparse.Nam
     """Simulate, extract, similarity and simulated training particles for one (SNR, split), once."""
     d = data_root / f"snr{snr:g}_split{split}"
     p = {"root": d, "data": d / "data", "extract": d / "extract", "matrix": d / "similarity" / "matrix.csv",
-         "simulated": d / "simulated"}
+         # Keyed by the count, so that a run asking for more simulated particles does not reuse fewer.
+         "simulated": d / ("simulated" if a.simulated_per_class == 100 else f"simulated{a.simulated_per_class}")}
     logs = d / "logs"
     step(p["data"] / "truth.star",
          ["simulate", "templates", "--templates", maps, "--out", p["data"], "--seed", a.seed,

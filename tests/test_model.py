@@ -85,6 +85,23 @@ def test_vae_shapes(kwargs):
         assert model.rotation_matrices(out.pose).shape == (3, 3, 3)
 
 
+def test_logvar_is_bounded_so_the_kl_cannot_explode():
+    """Heads that would emit log-variances of +-1000 give +-LOGVAR_BOUND at most, a finite KL."""
+    from affinitomo.model.encoder import LOGVAR_BOUND
+
+    model = AffinityVAE(ModelConfig(depth=2, channels=4, latent_dims=5), 16)
+    raw = torch.tensor([1000.0, -1000.0, 0.0, 1.0, -3.0])
+    with torch.no_grad():
+        model.encoder.heads.weight[5:10] = 0.0
+        model.encoder.heads.bias[5:10] = raw
+    out = model(torch.randn(4, 1, 16, 16, 16))
+    expected = LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
+    torch.testing.assert_close(out.logvar, expected.expand(4, 5))
+    assert out.logvar.abs().max() <= LOGVAR_BOUND
+    assert abs(out.logvar[0, 3].item() - 1.0) < 0.01  # near 0 the bound is ~the identity
+    assert torch.isfinite(kl_divergence(out.mu, out.logvar))
+
+
 def test_bad_model_config_is_input_error():
     with pytest.raises(InputError, match="model.depth"):
         AffinityVAE(ModelConfig(depth=3), 20)

@@ -261,44 +261,65 @@ def pick_tomogram(
     )
     positions, response, samples = detect_peaks(volume, settings, progress=progress, name=path.stem)
     scores = robust_scores(response, samples, path)
-    upper = np.asarray(volume.shape, dtype=float) - 1 - settings.edge_margin
+    keep = select_picks(path, volume.shape, positions, scores, settings, f"{settings.diameter:.1f}-pixel blob response")
+    return picks_table(path, positions[keep], scores[keep], settings)
+
+
+def select_picks(path: Path, shape: tuple[int, ...], positions: np.ndarray, scores: np.ndarray, settings: PickSettings,
+                 response: str) -> np.ndarray:
+    """Rows of ``positions`` kept: inside the edge margin, at or above the threshold, then greedy NMS.
+
+    Raises :class:`InputError` naming the tomogram (and the best score, ``response`` saying of what)
+    when nothing passes.
+    """
+    upper = np.asarray(shape, dtype=float) - 1 - settings.edge_margin
     inside = np.all((positions >= settings.edge_margin) & (positions <= upper), axis=1)
     passing = inside & (scores >= settings.threshold)
     if not passing.any():
         best = float(scores[inside].max()) if inside.any() else float("nan")
         raise InputError(
             path, "threshold",
-            f"at least one particle; no peak of the {settings.diameter:.1f}-pixel blob response reaches the threshold "
+            f"at least one particle; no peak of the {response} reaches the threshold "
             f"z={settings.threshold:g} inside the edge margin of {settings.edge_margin} px (best score {best:.2f}); "
             "lower --threshold, or check --diameter, --pixel-size and --polarity",
         )
     cand = np.flatnonzero(passing)
     keep = cand[greedy_nms(positions[cand], scores[cand], settings.min_distance, settings.max_count)]
     log.info("%s: %d local maxima, %d above threshold, %d picked", path.name, len(scores), len(cand), len(keep))
-    zyx = positions[keep]
+    return keep
+
+
+def picks_table(path: Path, zyx: np.ndarray, scores: np.ndarray, settings: PickSettings) -> pd.DataFrame:
+    """The canonical table of picks at ``zyx`` (unbinned pixels), best first, with their scores."""
     return pd.DataFrame(
         {
             "rlnTomoName": path.stem,
             "rlnCoordinateX": zyx[:, 2],
             "rlnCoordinateY": zyx[:, 1],
             "rlnCoordinateZ": zyx[:, 0],
-            "rlnClassNumber": np.zeros(len(keep), dtype=np.int64),
+            "rlnClassNumber": np.zeros(len(zyx), dtype=np.int64),
             "afmClassName": "",
             "afmPixelSize": settings.pixel_size,
-            "afmParticleId": np.arange(len(keep), dtype=np.int64),
-            "afmPickScore": scores[keep].astype(float),
+            "afmParticleId": np.arange(len(zyx), dtype=np.int64),
+            "afmPickScore": np.asarray(scores, dtype=float),
         }
     )
 
 
-def pick_tomograms(paths: Sequence[str | Path], **kwargs) -> pd.DataFrame:
-    """:func:`pick_tomogram` on each tomogram; one table with ids unique across it."""
+def pick_tomograms(paths: Sequence[str | Path], templates: str | Path | None = None, **kwargs) -> pd.DataFrame:
+    """:func:`pick_tomogram` on each tomogram (or, given a ``templates`` folder,
+    :func:`affinitomo.pick.template.pick_tomogram_templates`); one table with ids unique across it."""
     stems: dict[str, Path] = {}
     for p in map(Path, paths):
         if p.stem in stems:
             raise InputError(p, "rlnTomoName", f"tomograms with distinct file stems; {p.stem!r} is also {stems[p.stem]}")
         stems[p.stem] = p
-    tables = [pick_tomogram(p, **kwargs) for p in stems.values()]
+    if templates is not None:
+        from affinitomo.pick.template import pick_tomogram_templates
+
+        tables = [pick_tomogram_templates(p, templates, **kwargs) for p in stems.values()]
+    else:
+        tables = [pick_tomogram(p, **kwargs) for p in stems.values()]
     table = pd.concat(tables, ignore_index=True)
     table["afmParticleId"] = np.arange(len(table), dtype=np.int64)
     return table

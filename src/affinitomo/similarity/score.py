@@ -48,6 +48,13 @@ def rotate_volumes(volume: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor
     return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
 
 
+def soft_lowpass(freq: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """Low-pass transfer at ``freq`` (cycles/voxel): 1 below 0.9 ``cutoff``, 0 above 1.1, cosine edge between."""
+    lo, hi = 0.9 * cutoff, 1.1 * cutoff
+    edge = 0.5 * (1 + torch.cos(math.pi * (freq - lo) / (hi - lo)))
+    return torch.where(freq <= lo, torch.ones_like(freq), torch.where(freq >= hi, torch.zeros_like(freq), edge))
+
+
 class FourierScorer:
     """Normalised spectra and FFT cross-correlation for one cubic box size.
 
@@ -81,9 +88,7 @@ class FourierScorer:
         cutoff = min(voxel_size / resolution, 0.5)  # cycles / voxel
         self.cutoff = cutoff
         if score == "ncc":
-            lo, hi = 0.9 * cutoff, 1.1 * cutoff
-            edge = 0.5 * (1 + torch.cos(math.pi * (freq - lo) / (hi - lo)))
-            filt = torch.where(freq <= lo, torch.ones_like(freq), torch.where(freq >= hi, torch.zeros_like(freq), edge))
+            filt = soft_lowpass(freq, cutoff)
             filt[0, 0, 0] = 0.0
             self.filter = filt
         else:

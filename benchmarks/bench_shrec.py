@@ -95,7 +95,7 @@ def prepare(data_root: Path, maps: Path, snr: float, split: int, a: argparse.Nam
     d = data_root / f"snr{snr:g}_split{split}"
     p = {"root": d, "data": d / "data", "extract": d / "extract", "matrix": d / "similarity" / "matrix.csv",
          # Keyed by the count, so that a run asking for more simulated particles does not reuse fewer.
-         "simulated": d / ("simulated" if a.simulated_per_class == 100 else f"simulated{a.simulated_per_class}")}
+         "simulated": d / f"simulated{a.simulated_per_class}"}
     logs = d / "logs"
     step(p["data"] / "truth.star",
          ["simulate", "templates", "--templates", maps, "--out", p["data"], "--seed", a.seed,
@@ -267,12 +267,12 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--work", type=Path, default=None, help="work folder, reused between runs (default: temporary)")
     parser.add_argument("--json", type=Path, default=None, help="write all rows and the aggregate here")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=20, help="the workflow default")
     parser.add_argument("--tomograms", type=int, default=4)
     parser.add_argument("--per-class", type=int, default=25, help="particles per class per tomogram")
     parser.add_argument("--shape", nargs=3, default=["200", "512", "512"], metavar=("Z", "Y", "X"))
     parser.add_argument("--labelled-fraction", type=float, default=0.6)
-    parser.add_argument("--simulated-per-class", type=int, default=100)
+    parser.add_argument("--simulated-per-class", type=int, default=1000, help="the workflow default")
     parser.add_argument("--box", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-options", default='{"model": {"decoder": "rotation"}}',

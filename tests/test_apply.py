@@ -91,6 +91,8 @@ def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
     base["data"] = {"particles": str(demo / "particles.star"), "tomograms": [str(tomos / "tomo01.mrc"),
                     str(tomos / "tomo02.mrc")], "pixel_size": None, "truth": str(demo / "truth.star")}
     base["similarity"]["templates"] = str(demo / "templates")
+    # Agreement between the full run and apply mode, not accuracy: fewer simulated particles keep it quick.
+    base["training_data"]["simulated_per_class"] = 100
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(base))
     snakemake(tmp_path, tmp_path / "train.yaml", "--cores", "2")
     trained = tmp_path / "results"

@@ -78,8 +78,13 @@ def load() -> str:
 
 
 def step(out: Path, args: list[str], log: Path) -> float:
-    """Run one CLI verb unless ``out`` exists; returns its wall time (0 when skipped)."""
-    if out.exists():
+    """Run one CLI verb unless it completed before; returns its wall time (0 when skipped).
+
+    Completion is a ``<out>.done`` marker written after the verb succeeds, not ``out`` itself:
+    training writes ``model.pt`` every few epochs, so a killed run would otherwise be reused.
+    """
+    done = out.with_name(out.name + ".done")
+    if out.exists() and done.exists():
         return 0.0
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -87,6 +92,7 @@ def step(out: Path, args: list[str], log: Path) -> float:
         proc = subprocess.run([*CLI, *map(str, args)], stdout=fh, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise RuntimeError(f"affinitomo {' '.join(map(str, args[:2]))} failed; see {log}")
+    done.touch()
     return time.perf_counter() - t0
 
 

@@ -69,7 +69,7 @@ from affinitomo.pick.blobs import (
 from affinitomo.pick.peaks import local_maxima, refine
 from affinitomo.pick.slabs import binned_shape, iter_slabs
 from affinitomo.similarity.rotations import auto_angular_step, so3_grid
-from affinitomo.similarity.score import default_device, rotate_volumes, soft_lowpass
+from affinitomo.similarity.score import default_device, radial_frequency, rotate_volumes, soft_lowpass
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +135,6 @@ def sphere(box: int, radius: float) -> np.ndarray:
     return ((g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= radius**2).astype(np.float32)
 
 
-def _freq(shape: tuple[int, int, int], device: torch.device) -> torch.Tensor:
-    fz = torch.fft.fftfreq(shape[0], device=device)
-    fy = torch.fft.fftfreq(shape[1], device=device)
-    fx = torch.fft.rfftfreq(shape[2], device=device)
-    return torch.sqrt(fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2)
-
-
 class _Scatter:
     """Places box-sized volumes into a larger periodic grid with their centre ``box // 2`` at index 0."""
 
@@ -195,7 +188,7 @@ def match_slabs(volume: np.ndarray, settings: PickSettings, bank: TemplateBank, 
     mask_np = sphere(box, radius)
     mask = torch.as_tensor(mask_np, device=dev)
     n_mask = float(mask_np.sum())
-    box_filter = soft_lowpass(_freq((box, box, box), dev), cutoff) * wedge_filter(box, bank.wedge, dev)
+    box_filter = soft_lowpass(radial_frequency((box, box, box), dev), cutoff) * wedge_filter(box, bank.wedge, dev)
     templates = torch.as_tensor(bank.stack, device=dev)
     rotations = torch.as_tensor(bank.rotations, dtype=torch.float32, device=dev)
     n_rot, n_tpl = len(rotations), len(templates)
@@ -229,7 +222,7 @@ def match_slabs(volume: np.ndarray, settings: PickSettings, bank: TemplateBank, 
 
         spec = torch.fft.rfftn(torch.as_tensor(padded, device=dev), dim=(-3, -2, -1))
         del padded
-        spec *= soft_lowpass(_freq(shape, dev), cutoff)  # DC removed too: NCC ignores offsets
+        spec *= soft_lowpass(radial_frequency(shape, dev), cutoff)  # DC removed too: NCC ignores offsets
         scatter = _Scatter(box, shape, dev)
         mask_spec = torch.fft.rfftn(scatter(mask[None])[0], dim=(-3, -2, -1)).conj()
         low_passed = torch.fft.irfftn(spec, s=shape, dim=(-3, -2, -1))

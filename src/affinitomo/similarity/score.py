@@ -48,6 +48,14 @@ def rotate_volumes(volume: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor
     return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
 
 
+def radial_frequency(shape: tuple[int, int, int], device: torch.device | str | None = None) -> torch.Tensor:
+    """|k| in cycles/voxel on the rFFT grid of a ``[z, y, x]`` volume of ``shape``: (nz, ny, nx // 2 + 1)."""
+    fz = torch.fft.fftfreq(shape[0], device=device)
+    fy = torch.fft.fftfreq(shape[1], device=device)
+    fx = torch.fft.rfftfreq(shape[2], device=device)
+    return torch.sqrt(fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2)
+
+
 def soft_lowpass(freq: torch.Tensor, cutoff: float) -> torch.Tensor:
     """Low-pass transfer at ``freq`` (cycles/voxel): 1 below 0.9 ``cutoff``, 0 above 1.1, cosine edge between."""
     lo, hi = 0.9 * cutoff, 1.1 * cutoff
@@ -76,9 +84,7 @@ class FourierScorer:
         self.size, self.score = int(size), score
         self.device = torch.device(device) if device is not None else default_device()
         n = self.size
-        fz = torch.fft.fftfreq(n, device=self.device)
-        fx = torch.fft.rfftfreq(n, device=self.device)
-        freq = torch.sqrt(fz[:, None, None] ** 2 + fz[None, :, None] ** 2 + fx[None, None, :] ** 2)
+        freq = radial_frequency((n, n, n), self.device)
         # Hermitian weights: rfft keeps half the spectrum; planes x=0 (and Nyquist) appear once.
         weight = torch.full((n, n, n // 2 + 1), 2.0, device=self.device)
         weight[..., 0] = 1.0

@@ -185,3 +185,25 @@ def test_zero_picks_names_the_tomogram(noisy, template_dir):
     path, _, _ = noisy
     with pytest.raises(InputError, match=r"tomoT\.mrc.*threshold.*best score"):
         pick_tomogram_templates(path, template_dir, diameter_A=100, angular_step=90, threshold=1000)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"angular_step": 0.0}, r"angular_step.*\(0, 180\]"),
+        ({"angular_step": 200.0}, r"angular_step.*\(0, 180\]"),
+        ({"resolution": -5.0}, r"resolution.*positive"),
+        ({"wedge": (60.0, -60.0)}, r"wedge.*min < max"),
+    ],
+)
+def test_bad_search_settings_are_input_errors(noisy, template_dir, options, message):
+    path, _, _ = noisy
+    kwargs = {"angular_step": 60.0, **options}
+    with pytest.raises(InputError, match=message):
+        pick_tomogram_templates(path, template_dir, diameter_A=100, **kwargs)
+
+
+def test_template_options_without_templates_are_refused(noisy, tmp_path):
+    path, _, _ = noisy
+    with pytest.raises(InputError, match="--templates DIR"):
+        _cli(["--tomograms", str(path), "--diameter", "100", "--out", str(tmp_path / "p.star"), "--angular-step", "10"])

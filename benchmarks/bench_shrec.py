@@ -8,12 +8,18 @@ with the package's stages (``extract``, ``similarity``, ``simulate particles``, 
 
 Variants (everything else equal):
 
-- ``tm``: template matching against the 8 known templates (``affinitomo match``);
+- ``tm``: template matching against the 8 known templates (``affinitomo match``), its own rule:
+  best template, 'unknown' below the 5th percentile of the labelled particles' scores;
+- ``tm+classifier``: the template scores alone through the pipeline's open-set classifier and
+  clustering (what the latents add is the difference to the pipeline rows);
 - ``sim``: trained on the labelled particles + particles simulated from the templates with the
   tomograms' imaging, no augmentation;
 - ``sim+semi``: plus every extracted particle for reconstruction + KL (affinity on labelled pairs);
 - ``sim+semi+aug``: plus the augmentation that respects the missing wedge (the training default);
 - ``gamma0``: ``sim+semi+aug`` with gamma = 0 (a beta-VAE).
+
+Pipeline variants classify and cluster the latents together with the template scores (the
+workflow default, ``match.enabled``); ``--features latent`` uses the latents alone.
 
 Splits rotate the 4 unknown classes so that each of the 12 is unknown once (split 0 = shrec.yaml).
 Columns: known-class macro F1 and per-class F1; per unknown class the fraction called unknown and the
@@ -57,7 +63,7 @@ PIPELINE = {
     "sim+semi+aug": {"semi_supervised": True, "augmentation": "wedge"},
     "gamma0": {"semi_supervised": True, "augmentation": "wedge", "gamma": 0.0},
 }
-VARIANTS = ("tm", *PIPELINE)
+VARIANTS = ("tm", "tm+classifier", *PIPELINE)
 #: Imaging of workflow/configs/shrec.yaml, as `affinitomo simulate` flags.
 IMAGING = ["--imaging", "tiltseries", "--tilt-min", "-60", "--tilt-max", "60", "--tilt-step", "3",
            "--contrast", "dark", "--defocus-um", "3.0", "--voltage-kv", "300", "--cs-mm", "2.7",
@@ -162,14 +168,21 @@ def summarise(metrics: dict[str, Any], known: list[str], unknown: list[str]) -> 
     return row
 
 
+def matching(p: dict[str, Path]) -> tuple[Path, float]:
+    """Template matching of one (SNR, split), once: (its folder, seconds if it ran now)."""
+    out = p["root"] / "tm"
+    seconds = step(out / "scores.csv", ["match", "--stack", p["extract"] / "subtomos.npy", "--particles",
+                                        p["extract"] / "particles.star", "--templates", p["data"] / "templates",
+                                        "--out", out, "--no-progress"], out / "match.log")
+    return out, seconds
+
+
 def run_tm(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, Any]:
     """Template matching; its unknowns form one group (it cannot tell unknown molecules apart)."""
     from affinitomo.evaluate import evaluate
     from affinitomo.io.particles import read_particles
 
-    seconds = step(out / "particles.star", ["match", "--stack", p["extract"] / "subtomos.npy", "--particles",
-                                            p["extract"] / "particles.star", "--templates", p["data"] / "templates",
-                                            "--out", out, "--no-progress"], out / "match.log")
+    out, seconds = matching(p)
     res = read_particles(out / "particles.star")
     truth, labelled, known, unknown = truth_and_labels(p, out / "particles.star")
     assigned = res["afmClassName"].to_numpy().astype(str)
@@ -177,6 +190,34 @@ def run_tm(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, An
     ev = ~labelled
     metrics = evaluate(truth[ev], assigned[ev], groups[ev], groups[ev], known)
     return {**summarise(metrics, known, unknown), "seconds": _timed(out, "match", seconds)}
+
+
+def run_tm_classifier(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """The template scores alone as features of the pipeline's open-set classifier and clustering."""
+    from affinitomo.cluster.clustering import cluster_points, recluster_unknown
+    from affinitomo.cluster.pipeline import StageOptions, classify, known_class_order, read_matrix
+    from affinitomo.cluster.results import class_numbers
+    from affinitomo.embed import labelled_mask
+    from affinitomo.evaluate import evaluate
+    from affinitomo.io.particles import read_particles
+    from affinitomo.match.scores import read_scores
+
+    tm, seconds = matching(p)
+    table = read_particles(p["extract"] / "particles.star")
+    scores = read_scores(tm / "scores.csv", table)
+    stage = StageOptions.from_dict(json.loads(a.cluster_options), "--cluster-options")
+    labelled = labelled_mask(table)
+    labels = table["afmClassName"].fillna("").astype(str).str.strip().to_numpy()
+    known = known_class_order(labels[labelled], read_matrix(p["matrix"])[0], p["extract"] / "particles.star")
+    cl = classify(np.empty((len(table), 0)), labels, labelled, known, stage.classify, None, "particles", scores)
+    clusters, _ = cluster_points(cl.features, stage.cluster, n_known=len(cl.known))
+    if stage.cluster.unknown == "separate":
+        clusters, _ = recluster_unknown(cl.features, clusters, cl.assigned == "unknown", stage.cluster)
+    numbers, _ = class_numbers(cl.known, cl.assigned, clusters, cl.trained)
+    truth, labelled, known, unknown = truth_and_labels(p, p["extract"] / "particles.star")
+    ev = ~labelled
+    metrics = evaluate(truth[ev], cl.assigned[ev], numbers[ev], clusters[ev], cl.trained)
+    return {**summarise(metrics, known, unknown), "seconds": _timed(tm, "match", seconds)}
 
 
 def _timed(out: Path, what: str, seconds: float) -> float | None:
@@ -207,8 +248,11 @@ def run_pipeline(p: dict[str, Path], variant: str, out: Path, a: argparse.Namesp
     step(embed / "embedding.csv", ["embed", "--latents", latents, "--particles", p["extract"] / "particles.star",
                                    "--out", embed], logs / "embed.log")
     stage = StageOptions.from_dict(json.loads(a.cluster_options), "--cluster-options")
-    summary = run_cluster(latents, embed / "embedding.csv", p["extract"] / "particles.star", out / "results",
-                          truth_path=p["data"] / "truth.star", matrix_path=p["matrix"], options=stage)
+    fused = a.features == "fused"
+    summary = run_cluster(latents, embed / "embedding.csv", p["extract"] / "particles.star",
+                          out / ("results" if fused else "results_latent"), truth_path=p["data"] / "truth.star",
+                          matrix_path=p["matrix"], options=stage,
+                          match_scores=matching(p)[0] / "scores.csv" if fused else None)
     _, _, known, unknown = truth_and_labels(p, p["extract"] / "particles.star")
     return {**summarise(summary["metrics"], known, unknown), "seconds": _timed(out, "train", t_train),
             "train_options": trained_with(train_dir / "model.pt")}
@@ -285,6 +329,8 @@ def main() -> int:
                         help="JSON training options shared by the pipeline variants (default: rotation decoder, "
                              "for pose error)")
     parser.add_argument("--cluster-options", default="{}", help="JSON options of the cluster stage")
+    parser.add_argument("--features", choices=("fused", "latent"), default="fused",
+                        help="pipeline variants: latents + template scores (the workflow default) or latents alone")
     parser.add_argument("--tag", default="", help="suffix of the variants' folders (e.g. other train options)")
     a = parser.parse_args()
     maps = shared_templates()
@@ -306,8 +352,10 @@ def main() -> int:
                     out = p["root"] / (variant + a.tag)
                     out.mkdir(parents=True, exist_ok=True)
                     before = load()
-                    r = run_tm(p, out, a) if variant == "tm" else run_pipeline(p, variant, out, a)
-                    r.update(snr=snr, split=split, variant=variant + a.tag, unknown_classes=list(SPLITS[split]),
+                    run = {"tm": run_tm, "tm+classifier": run_tm_classifier}.get(variant)
+                    r = run(p, out, a) if run else run_pipeline(p, variant, out, a)
+                    name = variant + a.tag + (" (latents only)" if run is None and a.features == "latent" else "")
+                    r.update(snr=snr, split=split, variant=name, unknown_classes=list(SPLITS[split]),
                              load_before=before, load_after=load(), load_prepare=load_before)
                     rows.append(r)
                     if "train_options" in r:

@@ -20,7 +20,7 @@ def blobs():
     return make_blobs(n=600, seed=3)
 
 
-@pytest.mark.parametrize("method", ["hdbscan", "kmeans", "gmm"])
+@pytest.mark.parametrize("method", ["louvain", "hdbscan", "kmeans", "gmm"])
 def test_methods_recover_blobs(blobs, method):
     labels, info = cluster_points(blobs.mu, ClusterOptions(method=method, k_max=6))
     assert adjusted_rand_score(blobs.true_class.astype(str), labels) > 0.85
@@ -47,7 +47,8 @@ def test_tiny_input_is_one_cluster():
 
 
 @pytest.mark.parametrize("bad", [{"method": "dbscan"}, {"space": "pca"}, {"min_cluster_size": 0},
-                                 {"nonsense": 1}])
+                                 {"nonsense": 1}, {"resolution": 0}, {"resolution": "high"},
+                                 {"graph_neighbors": 0}])
 def test_bad_cluster_options(bad):
     with pytest.raises(InputError):
         ClusterOptions.from_dict(bad, source="opts.json")
@@ -180,12 +181,27 @@ def test_recluster_unknown_gives_each_unseen_molecule_its_group():
     x = np.concatenate([known, u1, u2])
     joint = np.array([0] * 200 + [1] * 120)  # one heap for both
     unknown = np.arange(len(x)) >= 200
-    labels, info = recluster_unknown(x, joint, unknown, ClusterOptions(min_cluster_size=20))
+    labels, info = recluster_unknown(x, joint, unknown, ClusterOptions(method="hdbscan", min_cluster_size=20))
     assert info["n_clusters"] == 2 and labels[0] == 0
     assert len(set(labels[200:260])) == 1 and len(set(labels[260:])) == 1 and labels[200] != labels[260]
     assert labels[200] not in (-1, 0) and labels[260] not in (-1, 0)
     same, _ = recluster_unknown(x, joint, np.zeros(len(x), bool))
     np.testing.assert_array_equal(same, joint)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_louvain_keeps_one_molecule_whole_and_splits_two(seed):
+    """The default resolution: one Gaussian blob (16-D, 200 points) is one group; two 4 sigma apart are two."""
+    rng = np.random.default_rng(seed)
+    one, _ = cluster_points(rng.normal(size=(200, 16)))
+    assert set(one.tolist()) == {0}
+    shift = np.zeros(16)
+    shift[0] = 4.0
+    two, info = cluster_points(np.concatenate([rng.normal(size=(150, 16)), rng.normal(size=(150, 16)) + shift]))
+    assert info["method"] == "louvain" and info["n_clusters"] == 2 and info["n_noise"] == 0
+    assert adjusted_rand_score(np.repeat([0, 1], 150), two) > 0.85
+    again, _ = cluster_points(np.concatenate([rng.normal(size=(20, 16))] * 2), ClusterOptions(graph_neighbors=500))
+    assert again.min() >= 0  # k is clipped to n - 1
 
 
 def test_bad_unknown_clustering_option():

@@ -16,6 +16,7 @@ from affinitomo.io.volumes import write_volume
 from affinitomo.match import MatchOptions, SearchOptions, assign, match_particles, unknown_threshold
 from affinitomo.match.filters import WedgeNorm, apply_filter, upsample2, wedge_filter
 from affinitomo.match.refine import TemplateSupport, evaluate
+from affinitomo.match.scores import read_scores
 from affinitomo.simulate.tomogram import apply_wedge
 from affinitomo.similarity.score import FourierScorer
 
@@ -135,8 +136,9 @@ def test_match_classifies_poses_and_flags_unknown(tmp_path):
     result = match_particles(tmp_path / "subtomos.npy", tmp_path / "particles.star", tmp_path / "templates",
                              tmp_path / "out", opts, progress=False)
     table = read_particles(tmp_path / "out" / "particles.star")
-    scores = np.load(tmp_path / "out" / "scores.npy")
-    assert scores.shape == (len(stack), 3) and result.classes == names
+    score_names, scores = read_scores(tmp_path / "out" / "scores.csv", table)
+    assert scores.shape == (len(stack), 3) and result.classes == names == score_names
+    assert np.allclose(scores, result.scores, atol=1e-5)
     known = labels < 3
     assigned = table["afmClassName"].to_numpy()
     assert np.mean(assigned[known] == np.array(names)[labels[known]]) >= 0.9

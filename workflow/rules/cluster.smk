@@ -12,6 +12,7 @@ rule cluster:
         checkpoint=from_run("train", "model.pt"),
         tomograms=tomograms(),
         truth=[truth_table()] if truth_table() else [],
+        match_scores=match_scores(),
     output:
         particles=RESULTS / "particles.star",
         umap=report(RESULTS / "umap.png", caption="../report/umap.rst", category="Embedding"),
@@ -40,6 +41,7 @@ rule cluster:
         truth=optional_flag("--truth", truth_table()),
         options=options("cluster"),
         classifier=apply_flag("--classifier", "classifier.pkl"),
+        match_scores=lambda wildcards, input: f"--match-scores {input.match_scores}" if input.match_scores else "",
     threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
     resources:
         mem_mb=8000,
@@ -50,5 +52,5 @@ rule cluster:
         "affinitomo cluster --latents {input.latents} --embedding {input.embedding} "
         "--particles {input.particles} --matrix {input.matrix} --stack {input.stacks} {params.classifier} "
         "--training-log {input.training_log} --checkpoint {input.checkpoint} "
-        "--tomograms {input.tomograms} {params.truth} --out {params.out} "
+        "--tomograms {input.tomograms} {params.truth} {params.match_scores} --out {params.out} "
         "--options {params.options:q} > {log} 2>&1"

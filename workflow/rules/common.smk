@@ -114,6 +114,25 @@ def templates_dir() -> str | None:
     return str(DEMO / "templates") if use_demo() else config["similarity"]["templates"]
 
 
+def use_matching() -> bool:
+    """Template matching at the particles (config match.enabled) whenever there are templates."""
+    return config["match"]["enabled"] and templates_dir() is not None
+
+
+def match_options() -> str:
+    """`affinitomo match` search options from config match and the imaging's tilt range."""
+    m, im = config["match"], config["imaging"]
+    flags = [f"--lowpass-A {m['lowpass']}"]
+    if m["angular_step"] is not None:
+        flags.append(f"--angular-step {m['angular_step']}")
+    flags.append(f"--wedge {im['tilt_min']} {im['tilt_max']}" if m["wedge"] else "--no-wedge")
+    return " ".join(flags)
+
+
+def match_scores() -> list[str]:
+    return per_tomogram("match", "{tomo}", "scores.csv") if use_matching() else []
+
+
 def similarity_source() -> str:
     """The given matrix CSV, or the templates folder to compute it from."""
     if APPLY:

@@ -27,10 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tomogram files or folders, recorded in run.json by file stem (for the viewer)")
     parser.add_argument("--particle-diameter", type=float, default=None, metavar="ANGSTROM",
                         help="particle diameter in Å, recorded in run.json (for the viewer)")
+    parser.add_argument("--match-scores", nargs="+", default=None, metavar="CSV",
+                        help="scores.csv of 'affinitomo match' (one, or one per tomogram): the template scores "
+                             "join the latents as features of the classifier and the clustering")
     parser.add_argument("--options", default=None,
-                        help="JSON object (inline or a file). Clustering: method (hdbscan|kmeans|gmm), space "
-                             "(latent|umap), standardize, min_cluster_size, min_samples, n_clusters, k_max, "
-                             "covariance_type, max_fit, seed. Classifier: classifier (knn|logistic), "
+                        help="JSON object (inline or a file). Clustering: method (louvain|hdbscan|kmeans|gmm), "
+                             "space (latent|umap), unknown (separate|joint), graph_neighbors, resolution, standardize, "
+                             "min_cluster_size, min_samples, n_clusters, k_max, covariance_type, max_fit, seed. Classifier: classifier (knn|logistic), "
                              "n_neighbors, C, open_set, quantile, folds")
 
 
@@ -42,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
     run_cluster(args.latents, args.embedding, args.particles, args.out, truth_path=args.truth,
                 matrix_path=args.matrix, training_log=args.training_log, stack_path=args.stack, options=options,
                 classifier_path=args.classifier, checkpoint=args.checkpoint, tomograms=args.tomograms,
-                particle_diameter=args.particle_diameter)
+                particle_diameter=args.particle_diameter, match_scores=args.match_scores)
     return 0

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the stack's table from extract; afmClassName labels set the unknown thresholds")
     parser.add_argument("--templates", required=True, type=Path, metavar="DIR",
                         help="template maps (.mrc, voxel size in the header, protein bright, centred) or models (.pdb/.cif); class = file stem")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder: particles.star, scores.npy")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder: particles.star, scores.csv (afmParticleId + one score column per template)")
     parser.add_argument("--angular-step", type=_step, default=None, metavar="DEG|auto",
                         help="global grid step (default auto: resolution / particle radius at the binned resolution)")
     parser.add_argument("--lowpass-A", dest="lowpass", type=float, default=20.0, help="working resolution in Å (default 20)")
@@ -55,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
     opts = MatchOptions(search, unknown_percentile=args.unknown_percentile,
                         per_class_threshold=not args.pooled_threshold, device=args.device)
     match_particles(args.stack, args.particles, args.templates, args.out, opts, progress=args.progress)
-    log.info("wrote %s and %s", args.out / "particles.star", args.out / "scores.npy")
+    log.info("wrote %s and %s", args.out / "particles.star", args.out / "scores.csv")
     return 0

@@ -5,7 +5,7 @@ The file is a pickle of a plain dict::
     {"format": "affinitomo-classifier", "version": affinitomo version, "sklearn": version,
      "classifier": OpenSetClassifier, "options": ClassifyOptions as a dict,
      "classes": class order of the run (matrix order; numbers 1..K), "trained": classes with labels,
-     "latent_dims": L}
+     "latent_dims": L, "features": FeatureSpace (latents alone, or latents + template scores)}
 
 A pickle runs code when loaded: load only classifier files your own runs wrote.
 """
@@ -20,6 +20,7 @@ from typing import Any
 
 from affinitomo import __version__
 from affinitomo.cluster.classify import OpenSetClassifier
+from affinitomo.cluster.features import FeatureSpace
 from affinitomo.errors import InputError
 from affinitomo.versions import check_version
 from affinitomo.io.pickles import read_pickle
@@ -31,13 +32,14 @@ FORMAT = "affinitomo-classifier"
 
 
 def save_classifier(path: str | Path, classifier: OpenSetClassifier, classes: list[str], trained: list[str],
-                    latent_dims: int) -> Path:
-    """Pickle ``classifier`` with its options, class order and latent size, atomically."""
+                    latent_dims: int, features: FeatureSpace | None = None) -> Path:
+    """Pickle ``classifier`` with its options, class order, latent size and features, atomically."""
     import sklearn
 
     payload = {"format": FORMAT, "version": __version__, "sklearn": sklearn.__version__,
                "classifier": classifier, "options": asdict(classifier.options), "classes": list(classes),
-               "trained": list(trained), "latent_dims": int(latent_dims)}
+               "trained": list(trained), "latent_dims": int(latent_dims),
+               "features": features or FeatureSpace()}
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -67,6 +69,9 @@ def load_classifier(path: str | Path, *, latent_dims: int | None = None,
     check_version(path, payload["version"], "a classifier", "refit it with this version")
     if not isinstance(payload["classifier"], OpenSetClassifier):
         raise InputError(path, "classifier", "a fitted OpenSetClassifier")
+    payload.setdefault("features", FeatureSpace())
+    if not isinstance(payload["features"], FeatureSpace):
+        raise InputError(path, "features", "the classifier's feature layout (FeatureSpace)")
     if latent_dims is not None and int(payload["latent_dims"]) != int(latent_dims):
         raise InputError(path, "latent_dims", f"{latent_dims} latent dimensions as in the latents given "
                                               f"(the classifier was fitted on {payload['latent_dims']})")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassifier
+from affinitomo.cluster.features import FeatureSpace
 from affinitomo.cluster.clustering import ClusterOptions, cluster_points, recluster_unknown
 from affinitomo.cluster.results import (build_table, class_numbers, write_class_stars, write_classes_csv,
                                         write_json, write_plots)
@@ -116,12 +117,23 @@ class Classified:
     known: list[str]  # class order (numbers 1..K)
     trained: list[str]  # classes the classifier can assign
     classifier: OpenSetClassifier | None
+    features: np.ndarray  # what was classified and is clustered (latents [+ template scores])
+    space: FeatureSpace
 
 
 def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: list[str],
-             options: ClassifyOptions, stored: dict[str, Any] | None, particles_path: Any) -> Classified:
-    """Fit the open-set classifier on the labelled rows (or use ``stored``) and predict every row."""
+             options: ClassifyOptions, stored: dict[str, Any] | None, particles_path: Any,
+             scores: tuple[list[str], np.ndarray] | None = None, scores_path: Any = None) -> Classified:
+    """Fit the open-set classifier on the labelled rows (or use ``stored``) and predict every row.
+
+    Features: the latent means ``mu``, with the template-matching ``scores`` (names, (N, K)) when
+    given (:class:`~affinitomo.cluster.features.FeatureSpace`; a stored classifier brings its own).
+    """
     n = len(mu)
+    names, values = scores if scores is not None else (None, None)
+    space = stored["features"] if stored is not None else FeatureSpace.fit(mu, names, values)
+    mu = space.transform(mu, names, values, source=scores_path if scores is not None else
+                         (stored["path"] if stored is not None else scores_path))
     if stored is not None:
         clf = stored["classifier"]
         known, trained = list(stored["classes"]), list(stored["trained"])
@@ -136,7 +148,8 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
         log.warning("no labelled particles in %s: every particle is 'unknown' and keeps its cluster",
                     particles_path)
         return Classified(np.full(n, UNKNOWN, dtype=object), np.zeros(n), np.full(n, np.inf),
-                          {"rule": "no labelled particles: no classifier", "threshold": None}, known, [], None)
+                          {"rule": "no labelled particles: no classifier", "threshold": None}, known, [], None,
+                          mu, space)
     pool_rows = np.full(n, -1, dtype=np.int64)  # each row's place in the fitting pool (labelled first)
     if stored is None:
         pool_rows[labelled] = np.arange(int(labelled.sum()))
@@ -148,7 +161,8 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
     calibration = dict(clf.calibration_)
     if stored is not None:
         calibration["applied_from"] = str(stored["path"])
-    return Classified(assigned, confidence, pred.distance, calibration, known, trained, clf)
+    calibration["features"] = space.describe()
+    return Classified(assigned, confidence, pred.distance, calibration, known, trained, clf, mu, space)
 
 
 def latent_prior(mu: np.ndarray, names: np.ndarray, matrix: tuple[list[str], np.ndarray],
@@ -178,9 +192,12 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
                 stack_path: str | Path | list[str | Path] | None = None, options: StageOptions | None = None,
                 classifier_path: str | Path | None = None, checkpoint: str | Path | None = None,
                 tomograms: list[str | Path] | None = None,
-                particle_diameter: float | None = None) -> dict[str, Any]:
+                particle_diameter: float | None = None,
+                match_scores: str | Path | list[str | Path] | None = None) -> dict[str, Any]:
     """Cluster, classify with an open set, evaluate, and write the results folder. Returns a summary.
 
+    ``match_scores``: ``scores.csv`` of the match stage (one, or one per tomogram): the template
+    scores join the latents as features of the classifier and the clustering.
     Every input is read and checked (classifier against latents and matrix, checkpoint against
     latents and stack) before any computation or output.
     """
@@ -203,6 +220,11 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     table = read_particles(particles_path)
     latents = align_to_table(read_latents(latents_path), table, latents_path, particles_path)
     xy = embedding_for(table, embedding_path, particles_path)
+    scores = None
+    if match_scores:
+        from affinitomo.match.scores import read_scores
+
+        scores = read_scores(match_scores, table, particles_path)
     matrix = read_matrix(matrix_path)
     stored = None
     if classifier_path is not None:
@@ -223,9 +245,10 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     known = None if stored else known_class_order(labels[labelled], None if matrix is None else matrix[0],
                                                   particles_path, matrix_path)
 
-    # Unsupervised grouping (always on this run's particles).
-    points = latents.mu if options.cluster.space == "latent" else xy
-    cl = classify(latents.mu, labels, labelled, known, options.classify, stored, particles_path)
+    # Unsupervised grouping (always on this run's particles), in the classifier's feature space.
+    cl = classify(latents.mu, labels, labelled, known, options.classify, stored, particles_path,
+                  scores, match_scores)
+    points = cl.features if options.cluster.space == "latent" else xy
     clusters, cluster_info = cluster_points(points, options.cluster, n_known=len(cl.known))
     if options.cluster.unknown == "separate":
         clusters, cluster_info["unknown"] = recluster_unknown(points, clusters, cl.assigned == UNKNOWN,
@@ -288,7 +311,7 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     classifier_out = None
     if cl.classifier is not None:
         classifier_out = save_classifier(out_dir / CLASSIFIER_NAME, cl.classifier, cl.known, cl.trained,
-                                         latents.mu.shape[1])
+                                         latents.mu.shape[1], cl.space)
         written.append(classifier_out)
     written += write_plots(out_dir, results, metrics, Path(training_log) if training_log else None,
                            truth_names=np.where(truth_names == "", "(no truth)", truth_names)

@@ -9,10 +9,11 @@ scores are called 'unknown' (:mod:`.assign`).
 
 from affinitomo.match.assign import UNKNOWN, assign, unknown_threshold
 from affinitomo.match.pipeline import MatchOptions, MatchResult, match_particles
+from affinitomo.match.scores import read_scores, write_scores
 from affinitomo.match.search import SearchOptions, SearchResult, match_stack
 from affinitomo.match.templates import load_templates
 
 __all__ = [
     "UNKNOWN", "MatchOptions", "MatchResult", "SearchOptions", "SearchResult", "assign", "load_templates",
-    "match_particles", "match_stack", "unknown_threshold",
+    "match_particles", "match_stack", "read_scores", "unknown_threshold", "write_scores",
 ]

@@ -12,9 +12,9 @@ import pandas as pd
 
 from affinitomo.errors import InputError
 from affinitomo.geometry import matrix_to_euler
-from affinitomo.io.atomic import atomic_path
 from affinitomo.io.particles import ANGLES, read_particles, write_particles
 from affinitomo.match.assign import assign, label_indices, unknown_threshold
+from affinitomo.match.scores import write_scores
 from affinitomo.match.search import SearchOptions, match_stack
 from affinitomo.match.templates import load_templates
 from affinitomo.similarity.score import default_device
@@ -77,7 +77,7 @@ def match_particles(
     stack_path: str | Path, particles_path: str | Path, templates_dir: str | Path, out_dir: str | Path,
     options: MatchOptions | None = None, progress: bool = True,
 ) -> MatchResult:
-    """Classify the stack's particles by template matching; write ``particles.star`` and ``scores.npy``.
+    """Classify the stack's particles by template matching; write ``particles.star`` and ``scores.csv``.
 
     Table: the input canonical table with ``afmClassName`` (template name or 'unknown'),
     ``rlnClassNumber`` (1-based in sorted template order, 0 = unknown), ``afmMatchScore``,
@@ -112,8 +112,7 @@ def match_particles(
     for i, axis in enumerate("XYZ"):
         out[f"afmMatchShift{axis}"] = result.shifts[rows, best, i]
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "scores.npy") as tmp:
-        np.save(tmp, result.scores.astype(np.float32))
+    write_scores(out_dir / "scores.csv", table["afmParticleId"].to_numpy(), classes, result.scores)
     write_particles(out_dir / "particles.star", out)
     seconds = time.perf_counter() - t0
     log.info("matched %d particles in %.1f s: %d unknown (thresholds %s)", len(table), seconds,

@@ -1,0 +1,136 @@
+"""Template-matching scores as features of the cluster stage (scores.csv -> FeatureSpace -> classifier)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from affinitomo.cluster import run_cluster
+from affinitomo.cluster.features import FeatureSpace
+from affinitomo.errors import InputError
+from affinitomo.io.particles import read_particles
+from affinitomo.match.scores import read_scores, write_scores
+from synthetic_latents import HELD_OUT, KNOWN, Synthetic, make_blobs, write_inputs
+
+
+def informative_scores(syn: Synthetic, seed: int = 0) -> np.ndarray:
+    """One score per known template: high for its own class, low for the others and the held-out class."""
+    rng = np.random.default_rng(seed)
+    own = np.array([[c == k for k in KNOWN] for c in syn.true_class], dtype=float)
+    return 0.15 + 0.3 * own + 0.05 * rng.normal(size=own.shape)
+
+
+@pytest.fixture(scope="module")
+def weak(tmp_path_factory):
+    """Latents that barely tell the classes apart (separation 1.5), scores that do."""
+    folder = tmp_path_factory.mktemp("features")
+    syn = make_blobs(n=400, separation=1.5, labelled_fraction=0.4, seed=5)
+    paths = write_inputs(folder / "in", syn)
+    ids = syn.table["afmParticleId"].to_numpy()
+    scores = informative_scores(syn)
+    half = len(ids) // 2  # two files, as the workflow writes one per tomogram
+    csvs = [write_scores(folder / "a.csv", ids[:half], KNOWN, scores[:half]),
+            write_scores(folder / "b.csv", ids[half:], KNOWN, scores[half:])]
+    return syn, folder, paths, csvs
+
+
+def test_scores_csv_round_trip_in_table_order(tmp_path):
+    table = pd.DataFrame({"afmParticleId": [5, 3, 9]})
+    write_scores(tmp_path / "s.csv", np.array([3, 9, 5]), ["t1", "t2"], np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]))
+    names, values = read_scores(tmp_path / "s.csv", table)
+    assert names == ["t1", "t2"]
+    np.testing.assert_allclose(values, [[0.5, 0.6], [0.1, 0.2], [0.3, 0.4]])
+
+
+@pytest.mark.parametrize("case", ["missing_id", "text", "columns", "duplicate", "no_file", "no_id_column"])
+def test_bad_scores_name_the_file_and_field(tmp_path, case):
+    table = pd.DataFrame({"afmParticleId": [1, 2]})
+    a = tmp_path / "a.csv"
+    b = tmp_path / "b.csv"
+    paths = [a]
+    if case == "missing_id":
+        a.write_text("afmParticleId,t1\n1,0.5\n")
+        field = "afmParticleId"
+    elif case == "text":
+        a.write_text("afmParticleId,t1\n1,0.5\n2,high\n")
+        field = "t1"
+    elif case == "columns":
+        a.write_text("afmParticleId,t1\n1,0.5\n")
+        b.write_text("afmParticleId,t2\n2,0.5\n")
+        paths, field = [a, b], "columns"
+    elif case == "duplicate":
+        a.write_text("afmParticleId,t1\n1,0.5\n2,0.1\n")
+        b.write_text("afmParticleId,t1\n2,0.5\n")
+        paths, field = [a, b], "afmParticleId"
+    elif case == "no_file":
+        field = None
+    else:
+        a.write_text("id,t1\n1,0.5\n")
+        field = "afmParticleId"
+    with pytest.raises(InputError) as err:
+        read_scores(paths, table, "particles.star")
+    assert err.value.field == field
+    assert str(a) in str(err.value) or str(b) in str(err.value)
+
+
+def test_feature_space_standardises_and_checks_templates():
+    rng = np.random.default_rng(0)
+    mu, s = rng.normal(5, 3, size=(50, 4)), rng.uniform(0, 0.2, size=(50, 2))
+    space = FeatureSpace.fit(mu, ["a", "b"], s)
+    x = space.transform(mu, ["a", "b"], s)
+    assert x.shape == (50, 6)
+    np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-9)
+    with pytest.raises(InputError, match=r"\['a', 'b'\]"):
+        space.transform(mu, ["b", "a"], s)
+    with pytest.raises(InputError, match="fitted with them"):
+        space.transform(mu)
+    with pytest.raises(InputError) as err:
+        space.transform(mu[:, :3], ["a", "b"], s)
+    assert err.value.field == "latent_dims"
+    plain = FeatureSpace.fit(mu)
+    assert plain.transform(mu) is not None and np.array_equal(plain.transform(mu), mu)
+    with pytest.raises(InputError, match="latents alone"):
+        plain.transform(mu, ["a", "b"], s)
+
+
+def test_scores_raise_f1_where_latents_are_weak(weak, tmp_path):
+    syn, folder, paths, csvs = weak
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "latent",
+                matrix_path=paths["matrix"], truth_path=paths["truth"])
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "fused",
+                matrix_path=paths["matrix"], truth_path=paths["truth"], match_scores=csvs)
+    latent = json.loads((tmp_path / "latent" / "metrics.json").read_text())
+    fused = json.loads((tmp_path / "fused" / "metrics.json").read_text())
+    assert fused["f1_macro"] > latent["f1_macro"] + 0.1 and fused["f1_macro"] > 0.9
+    assert fused["fates"][HELD_OUT]["assigned"].get("unknown", 0) > 0.85
+    assert fused["open_set"]["features"]["template_scores"] == KNOWN
+    assert latent["open_set"]["features"]["template_scores"] is None
+
+
+def test_stored_classifier_needs_the_same_scores(weak, tmp_path):
+    syn, folder, paths, csvs = weak
+    first = tmp_path / "first"
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], first, matrix_path=paths["matrix"],
+                match_scores=csvs)
+    pkl = first / "classifier.pkl"
+    again = tmp_path / "again"
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], again, matrix_path=paths["matrix"],
+                match_scores=csvs, classifier_path=pkl)
+    a = read_particles(first / "particles.star").set_index("afmParticleId")
+    b = read_particles(again / "particles.star").set_index("afmParticleId")
+    # Not identical: applied to its own particles, each one is its own neighbour in the open-set test.
+    assert np.mean(a["afmClassName"].to_numpy() == b.loc[a.index, "afmClassName"].to_numpy()) > 0.97
+    with pytest.raises(InputError, match="fitted with them"):
+        run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "none",
+                    matrix_path=paths["matrix"], classifier_path=pkl)
+    assert not (tmp_path / "none").exists()
+    other = tmp_path / "other.csv"
+    frame = pd.read_csv(csvs[0])
+    pd.concat([frame, pd.read_csv(csvs[1])]).rename(columns={KNOWN[0]: "zeta"}).to_csv(other, index=False)
+    with pytest.raises(InputError, match="templates"):
+        run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "other",
+                    matrix_path=paths["matrix"], classifier_path=pkl, match_scores=[other])

@@ -1,0 +1,27 @@
+# Template matching at the particle positions, one job per tomogram: each particle's best score
+# per template, which the cluster stage uses as features next to the latents.
+
+
+rule match:
+    input:
+        stack=RESULTS / "extract" / "{tomo}" / "subtomos.npy",
+        particles=RESULTS / "extract" / "{tomo}" / "particles.star",
+        templates=templates_dir() or [],
+    output:
+        particles=RESULTS / "match" / "{tomo}" / "particles.star",
+        scores=RESULTS / "match" / "{tomo}" / "scores.csv",
+    log:
+        LOGS / "match" / "{tomo}.log",
+    params:
+        out=lambda wildcards: RESULTS / "match" / wildcards.tomo,
+        options=match_options(),
+        device=config["device"],
+    threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/affinitomo.yaml"
+    shell:
+        "affinitomo match --stack {input.stack} --particles {input.particles} --templates {input.templates} "
+        "--out {params.out} {params.options} --device {params.device} > {log} 2>&1"

@@ -43,6 +43,16 @@ def test_dry_run_of_default_config(tmp_path):
         assert rule in proc.stdout
 
 
+def test_match_scores_reach_the_cluster_stage_unless_disabled(tmp_path):
+    """With templates (the demo's), one match job per tomogram; its scores are the classifier's features."""
+    proc = snakemake(tmp_path, REPO / "config.yaml", "-n", "--cores", "1", "-p")
+    assert job_counts(proc.stdout)["match"] == 2
+    assert "--match-scores results/match/tomo01/scores.csv results/match/tomo02/scores.csv" in proc.stdout
+    assert "--wedge -60 60" in proc.stdout and "--lowpass-A 20.0" in proc.stdout
+    off = snakemake(tmp_path, write_config(tmp_path, match={"enabled": False}), "-n", "--cores", "1", "-p")
+    assert "match" not in job_counts(off.stdout) and "--match-scores" not in off.stdout
+
+
 def test_shrec_config_dry_run_with_sections_left_out(tmp_path):
     """workflow/configs/shrec.yaml (no pick/apply sections: schema defaults fill them) plans 4 tomograms."""
     proc = snakemake(tmp_path, REPO / "workflow" / "configs" / "shrec.yaml", "-n", "--cores", "1")
@@ -129,6 +139,25 @@ def test_apply_mode_uses_the_earlier_run_and_does_not_train(tmp_path):
     assert "--checkpoint old/train/model.pt" in proc.stdout
     assert "--umap old/embed/umap.pkl" in proc.stdout
     assert "--classifier old/classifier.pkl" in proc.stdout and "--matrix old/similarity/matrix.csv" in proc.stdout
+    assert "match" not in counts  # the earlier run did not match
+
+
+def test_apply_mode_matches_when_the_earlier_run_did(tmp_path):
+    (tmp_path / "tomos").mkdir()
+    (tmp_path / "tomos" / "new.mrc").write_bytes(b"")
+    (tmp_path / "picks.star").write_text("")
+    for rel in ("train/model.pt", "train/training.csv", "embed/umap.pkl", "classifier.pkl", "similarity/matrix.csv",
+                "match/tomo01/scores.csv"):
+        (tmp_path / "old" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "old" / rel).write_bytes(b"x")
+    data = {"particles": "picks.star", "tomograms": ["tomos"], "truth": None}
+    proc = snakemake(tmp_path, write_config(tmp_path, data=data, apply={"from": "old"}), "-n", "--cores", "1",
+                     check=False)
+    assert proc.returncode != 0 and "similarity.templates" in proc.stdout + proc.stderr
+    (tmp_path / "maps").mkdir()
+    config = write_config(tmp_path, data=data, apply={"from": "old"}, similarity={"templates": "maps"})
+    proc = snakemake(tmp_path, config, "-n", "--cores", "1", "-p")
+    assert job_counts(proc.stdout)["match"] == 1 and "--match-scores results/match/new/scores.csv" in proc.stdout
 
 
 def test_picking_mode_picks_each_tomogram(tmp_path):

@@ -2,7 +2,9 @@
 
 An earlier run's results folder holds everything needed: ``train/model.pt`` (encoder),
 ``embed/umap.pkl`` (the map new particles land on), ``classifier.pkl`` (known classes and the
-open-set threshold), ``similarity/matrix.csv`` (class order) and ``train/training.csv``.
+open-set threshold), ``similarity/matrix.csv`` (class order) and ``train/training.csv``. A
+classifier fitted on latents + template scores also needs the template folder the run matched
+against: the new particles are matched (``match`` stage) before they are classified.
 :func:`apply_run` checks all of them against each other first, then runs the same stage
 functions as a full run: (pick ->) extract -> encode -> UMAP transform -> classify/cluster.
 The results folder has the layout of a full run.
@@ -13,8 +15,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from affinitomo.errors import InputError
+
+if TYPE_CHECKING:
+    from affinitomo.match import MatchOptions
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +49,13 @@ class TrainedRun:
         return cls(**files, training_log=log_csv if log_csv.is_file() else None)
 
 
-def check_trained_run(run: TrainedRun, device: str = "cpu") -> int:
-    """Load and cross-check model, classifier, matrix and UMAP; return the model's box size.
+def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Path | None = None) -> int:
+    """Load and cross-check model, classifier, matrix, UMAP (and templates); return the model's box size.
 
     InputError (before any work) for a checkpoint or classifier of another version or not
     ours, a classifier whose class map differs from the model's or the matrix's, or a UMAP
-    fitted on latents of another size.
+    fitted on latents of another size; no ``templates`` (or other template names) for a classifier
+    fitted with template scores.
     """
     from affinitomo.cluster.classifier_file import load_classifier
     from affinitomo.cluster.pipeline import read_matrix
@@ -66,6 +73,16 @@ def check_trained_run(run: TrainedRun, device: str = "cpu") -> int:
         raise InputError(run.classifier, "classes", f"classes the model {run.checkpoint} was trained on "
                                                     f"({trained_on}); {unknown_to_model} are not")
     load_umap(run.umap, latent_dims=latent)
+    names = classifier["features"].score_names
+    if names is not None:
+        if templates is None:
+            raise InputError(run.classifier, "features", f"the template folder it was fitted with ({names}: "
+                                                         "--templates / similarity.templates)")
+        from affinitomo.similarity.maps import structure_files
+
+        given = sorted(p.stem for p in structure_files([Path(templates)]))
+        if given != names:
+            raise InputError(templates, None, f"the templates the classifier was fitted with: {names}; got {given}")
     return int(model.box)
 
 
@@ -73,11 +90,14 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
               particles: str | Path | None = None, pick_diameter: float | None = None,
               pixel_size: float | None = None, binning: int = 1, normalise: bool = True, invert: bool = False,
               mask_radius: float | None = None, edge: str = "pad", truth: str | Path | None = None,
-              device: str = "auto", pick_options: dict | None = None) -> dict:
+              device: str = "auto", pick_options: dict | None = None, templates: str | Path | None = None,
+              match_options: "MatchOptions | None" = None) -> dict:
     """Classify the particles of ``tomograms`` with the run in ``run_dir``; write ``out_dir``.
 
     Particles come from ``particles`` (a table) or, with ``pick_diameter`` (Å), from the
     reference-free picker. Extraction settings must be those the model was trained with.
+    ``templates`` (a folder of maps): needed, and only used, when the classifier was fitted
+    with template scores (``match_options``: the search; default as ``affinitomo match``).
     """
     from affinitomo.cluster.pipeline import run_cluster
     from affinitomo.embed import run_embed
@@ -88,7 +108,7 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     if (particles is None) == (pick_diameter is None):
         raise InputError("--particles", None, "either a particle table or --pick-diameter (not both)")
     run = TrainedRun.from_folder(run_dir)
-    box = check_trained_run(run, device)
+    box = check_trained_run(run, device, templates)
     files = find_tomograms(tomograms)
     out_dir = Path(out_dir)
     if pick_diameter is not None:
@@ -111,6 +131,18 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     ids = read_particles(extracted)["afmParticleId"].to_numpy()
     latents = encode(run.checkpoint, stack, ids, out_dir / "encode" / "latents.npz", device=device)
     embedded = run_embed(latents, extracted, out_dir / "embed", umap_path=run.umap)
+    scores = None
+    if _fitted_with_scores(run):
+        from affinitomo.match import match_particles
+
+        match_particles(stack, extracted, templates, out_dir / "match", match_options, progress=False)
+        scores = out_dir / "match" / "scores.csv"
     return run_cluster(latents, embedded["embedding"], extracted, out_dir, truth_path=truth, matrix_path=run.matrix,
                        training_log=run.training_log, stack_path=stack, classifier_path=run.classifier,
-                       checkpoint=run.checkpoint, tomograms=list(files.values()))
+                       checkpoint=run.checkpoint, tomograms=list(files.values()), match_scores=scores)
+
+
+def _fitted_with_scores(run: TrainedRun) -> bool:
+    from affinitomo.cluster.classifier_file import load_classifier
+
+    return load_classifier(run.classifier)["features"].uses_scores

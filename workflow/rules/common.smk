@@ -115,7 +115,17 @@ def templates_dir() -> str | None:
 
 
 def use_matching() -> bool:
-    """Template matching at the particles (config match.enabled) whenever there are templates."""
+    """Template matching at the particles (config match.enabled) whenever there are templates.
+
+    In apply mode: exactly when the earlier run matched (its classifier needs the scores).
+    """
+    if APPLY is not None:
+        if (APPLY / "match").is_dir() and templates_dir() is None:
+            raise ValueError(
+                f"config.yaml: similarity.templates: the template folder the run in {APPLY} matched against "
+                "(its classifier uses template scores)"
+            )
+        return (APPLY / "match").is_dir()
     return config["match"]["enabled"] and templates_dir() is not None
 
 

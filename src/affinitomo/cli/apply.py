@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--edge", choices=["pad", "skip"], default="pad", help="as extraction for training")
     parser.add_argument("--truth", type=Path, default=None, help="ground-truth table (same ids): writes metrics.json")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda or mps")
+    parser.add_argument("--templates", type=Path, default=None, metavar="DIR",
+                        help="the template maps the earlier run matched against (needed when its classifier "
+                             "uses template scores)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,5 +37,6 @@ def run(args: argparse.Namespace) -> int:
     apply_run(args.run, args.tomograms, args.out, particles=args.particles, pick_diameter=args.pick_diameter,
               pixel_size=args.pixel_size, binning=args.binning, normalise=args.normalise, invert=args.invert,
               mask_radius=args.mask_radius, edge=args.edge, truth=args.truth, device=args.device,
-              pick_options={"threshold": args.pick_threshold, "polarity": args.pick_polarity, "progress": False})
+              pick_options={"threshold": args.pick_threshold, "polarity": args.pick_polarity, "progress": False},
+              templates=args.templates)
     return 0

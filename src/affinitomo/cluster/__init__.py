@@ -1,6 +1,7 @@
 """Clustering, open-set classification and the results folder (the ``cluster`` stage).
 
-- :mod:`~affinitomo.cluster.clustering`: HDBSCAN, k-means, GMM with k by BIC;
+- :mod:`~affinitomo.cluster.features`: latents, or latents + template-matching scores (standardised);
+- :mod:`~affinitomo.cluster.clustering`: Louvain communities of the kNN graph, HDBSCAN, k-means, GMM;
 - :mod:`~affinitomo.cluster.classify`: kNN / logistic classifier with a calibrated 'unknown';
 - :mod:`~affinitomo.cluster.classifier_file`: ``classifier.pkl``, to classify new data without refitting;
 - :mod:`~affinitomo.cluster.results`: class numbering and the files of the results folder;

@@ -2,9 +2,9 @@
 
 With ``classifier_path`` (a ``classifier.pkl`` of an earlier run) the known classes are
 predicted by that classifier, not refitted: new tomograms are classified exactly as the first
-run would have classified them. Clusters are always recomputed on the data given (sklearn's
-HDBSCAN cannot place new points in an old clustering), so the ids of ``unknown`` groups are
-those of this run.
+run would have classified them. Clusters are always recomputed on the data given (neither
+Louvain nor HDBSCAN places new points in an old clustering), so the ids of ``unknown`` groups
+are those of this run.
 """
 
 from __future__ import annotations

@@ -15,17 +15,24 @@ import torch
 from affinitomo.apply import TrainedRun, apply_run, check_trained_run
 from affinitomo.cluster import run_cluster
 from affinitomo.errors import InputError
+from affinitomo.match.scores import write_scores
 from affinitomo.model.checkpoint import save_checkpoint
 from affinitomo.model.vae import AffinityVAE
 from affinitomo.train.config import config_from_dict
 from synthetic_latents import KNOWN, make_blobs, write_inputs
 
 
-def fake_run(folder: Path, classes: list[str], latent_dims: int = 8) -> Path:
-    """A results folder with a (random) model, a fitted classifier, matrix and a placeholder UMAP file."""
+def fake_run(folder: Path, classes: list[str], latent_dims: int = 8, score_names: list[str] | None = None) -> Path:
+    """A results folder with a (random) model, a fitted classifier (on latents, or latents + template
+    scores for ``score_names``), matrix and a placeholder UMAP file."""
     syn = make_blobs(n=200, seed=5, latent_dim=latent_dims)
     inputs = write_inputs(folder / "inputs", syn)
-    run_cluster(inputs["latents"], inputs["embedding"], inputs["particles"], folder, matrix_path=inputs["matrix"])
+    scores = None
+    if score_names:
+        scores = write_scores(folder / "inputs" / "scores.csv", syn.table["afmParticleId"].to_numpy(), score_names,
+                              np.random.default_rng(0).random((len(syn.table), len(score_names))))
+    run_cluster(inputs["latents"], inputs["embedding"], inputs["particles"], folder, matrix_path=inputs["matrix"],
+                match_scores=scores)
     (folder / "similarity").mkdir()
     shutil.copy(inputs["matrix"], folder / "similarity" / "matrix.csv")
     cfg = config_from_dict({"model": {"depth": 2, "channels": 4, "latent_dims": latent_dims}})
@@ -68,6 +75,22 @@ def test_latent_size_mismatch_between_model_and_classifier_is_refused(tmp_path):
                                                  "model": AffinityVAE(cfg.model, 16).state_dict(), "box": 16})
     with pytest.raises(InputError, match="latent_dims"):
         check_trained_run(TrainedRun.from_folder(run))
+
+
+def test_classifier_fitted_with_template_scores_needs_those_templates(tmp_path):
+    run = TrainedRun.from_folder(fake_run(tmp_path / "run", KNOWN, score_names=["t1", "t2"]))
+    with pytest.raises(InputError) as err:
+        check_trained_run(run)
+    assert err.value.field == "features" and "t1" in str(err.value)
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for name in ("t1", "t3"):
+        (maps / f"{name}.mrc").write_bytes(b"")
+    with pytest.raises(InputError, match=r"fitted with: \['t1', 't2'\]; got \['t1', 't3'\]"):
+        check_trained_run(run, templates=maps)
+    with pytest.raises(InputError, match="features"):  # apply_run checks before any work
+        apply_run(run.classifier.parent, [tmp_path / "none.mrc"], tmp_path / "out", particles=tmp_path / "p.star")
+    assert not (tmp_path / "out").exists()
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,7 +142,8 @@ def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
     # `affinitomo apply` on tomogram 1 (seen in training): the same class for every particle.
     out = tmp_path / "apply_cli"
     subprocess.run([f"{env_bin}/affinitomo", "apply", "--run", str(trained), "--tomograms", str(tomos / "tomo01.mrc"),
-                    "--particles", str(demo / "particles.star"), "--out", str(out)], check=True, capture_output=True)
+                    "--particles", str(demo / "particles.star"), "--out", str(out), "--templates", str(demo / "templates")],
+                   check=True, capture_output=True)
     again = read_particles(out / "particles.star").set_index("afmParticleId")
     before = read_particles(trained / "particles.star").set_index("afmParticleId").loc[again.index]
     unlabelled = before["afmLabelled"].astype(int) == 0

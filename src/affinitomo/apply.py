@@ -72,7 +72,6 @@ def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Pat
     if unknown_to_model:
         raise InputError(run.classifier, "classes", f"classes the model {run.checkpoint} was trained on "
                                                     f"({trained_on}); {unknown_to_model} are not")
-    load_umap(run.umap, latent_dims=latent)
     names = classifier["features"].score_names
     if names is not None:
         if templates is None:
@@ -83,6 +82,7 @@ def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Pat
         given = sorted(p.stem for p in structure_files([Path(templates)]))
         if given != names:
             raise InputError(templates, None, f"the templates the classifier was fitted with: {names}; got {given}")
+    load_umap(run.umap, latent_dims=latent)
     return int(model.box)
 
 

@@ -252,7 +252,9 @@ def run_pipeline(p: dict[str, Path], variant: str, out: Path, a: argparse.Namesp
     summary = run_cluster(latents, embed / "embedding.csv", p["extract"] / "particles.star",
                           out / ("results" if fused else "results_latent"), truth_path=p["data"] / "truth.star",
                           matrix_path=p["matrix"], options=stage,
-                          match_scores=matching(p)[0] / "scores.csv" if fused else None)
+                          match_scores=matching(p)[0] / "scores.csv" if fused else None,
+                          match_poses=matching(p)[0] / "particles.star" if fused else None,
+                          stack_path=p["extract"] / "subtomos.npy")
     _, _, known, unknown = truth_and_labels(p, p["extract"] / "particles.star")
     return {**summarise(summary["metrics"], known, unknown), "seconds": _timed(out, "train", t_train),
             "train_options": trained_with(train_dir / "model.pt")}

@@ -134,3 +134,42 @@ def test_stored_classifier_needs_the_same_scores(weak, tmp_path):
     with pytest.raises(InputError, match="templates"):
         run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "other",
                     matrix_path=paths["matrix"], classifier_path=pkl, match_scores=[other])
+
+
+def test_known_class_poses_come_from_template_matching_in_one_frame(tmp_path):
+    """Matched rows take the match pose; the class's other rows move into the template frame; unknown keep the model's."""
+    from affinitomo.cluster.poses import MatchPoses, combine_poses, read_match_poses
+    from affinitomo.geometry import angular_distance, matrix_to_euler, random_matrices
+
+    rng = np.random.default_rng(0)
+    n = 60
+    true = random_matrices(n, rng)
+    g = random_matrices(1, rng)[0]  # the model's frame differs from the template's by g
+    model = true @ g.T
+    assigned = np.array(["a"] * 40 + ["unknown"] * 20, dtype=object)
+    template = np.array(["a"] * 30 + ["b"] * 10 + ["a"] * 20)  # 10 'a' rows whose best template is another
+    match = MatchPoses(template, true.copy())
+    rotation, source = combine_poses(assigned, ["a", "b"], model, match, np.zeros((n, 3)))
+    assert list(source[:30]) == ["match"] * 30 and set(source[30:]) == {"model"}
+    assert angular_distance(rotation[:40], true[:40]).max() < 1e-3  # degrees: one frame for the whole class
+    np.testing.assert_allclose(rotation[40:], model[40:])  # unknown rows: the model's pose
+    only_match, src = combine_poses(assigned, ["a"], None, match, matrix_to_euler(true))
+    assert set(src[:30]) == {"match"} and set(src[30:]) == {"input"}
+    assert angular_distance(only_match, true).max() < 1e-3  # input angles kept where nothing better
+    assert combine_poses(assigned, ["a"], None, None, np.zeros((n, 3)))[0] is None
+    # The match stage's table: aligned by id; a missing column is named.
+    table = pd.DataFrame({"afmParticleId": np.arange(n)[::-1]})
+    frame = pd.DataFrame(matrix_to_euler(true), columns=["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"])
+    frame["afmParticleId"], frame["afmMatchTemplate"] = np.arange(n), template
+    from affinitomo.io.particles import write_particles
+
+    write_particles(tmp_path / "m.star", frame.assign(rlnTomoName="t", rlnCoordinateX=0.0, rlnCoordinateY=0.0,
+                                                        rlnCoordinateZ=0.0))
+    read = read_match_poses(tmp_path / "m.star", table)
+    assert list(read.template) == list(template[::-1])
+    assert angular_distance(read.rotation, true[::-1]).max() < 1e-3
+    write_particles(tmp_path / "bad.star", frame.drop(columns="afmMatchTemplate").assign(
+        rlnTomoName="t", rlnCoordinateX=0.0, rlnCoordinateY=0.0, rlnCoordinateZ=0.0))
+    with pytest.raises(InputError) as err:
+        read_match_poses(tmp_path / "bad.star", table)
+    assert err.value.field == "afmMatchTemplate"

@@ -68,7 +68,12 @@ def test_particles_star_is_relion_readable(finished, synthetic):
     from affinitomo.geometry import euler_to_matrix, angular_distance
 
     back = euler_to_matrix(df["rlnAngleRot"], df["rlnAngleTilt"], df["rlnAnglePsi"])
-    assert np.max(angular_distance(back, synthetic.rotation)) < 0.01
+    model = df["afmPoseSource"].to_numpy() == "model"
+    assert np.max(angular_distance(back[model], synthetic.rotation[model])) < 0.01
+    group = df["afmPoseSource"].to_numpy() == "group"  # unknown groups aligned within themselves
+    assert set(df["afmPoseSource"]) <= {"model", "group"}
+    assert group.any() and (df.loc[group, "afmClassName"] == "unknown").all()
+    assert (df.loc[group, "rlnClassNumber"] > len(KNOWN) + 1).all()  # numbers after the matrix's 4 classes
 
 
 def test_numbering_follows_matrix_and_unknown_groups(finished):

@@ -48,6 +48,7 @@ def test_match_scores_reach_the_cluster_stage_unless_disabled(tmp_path):
     proc = snakemake(tmp_path, REPO / "config.yaml", "-n", "--cores", "1", "-p")
     assert job_counts(proc.stdout)["match"] == 2
     assert "--match-scores results/match/tomo01/scores.csv results/match/tomo02/scores.csv" in proc.stdout
+    assert "--match-poses results/match/tomo01/particles.star results/match/tomo02/particles.star" in proc.stdout
     assert "--wedge -60 60" in proc.stdout and "--lowpass-A 20.0" in proc.stdout
     off = snakemake(tmp_path, write_config(tmp_path, match={"enabled": False}), "-n", "--cores", "1", "-p")
     assert "match" not in job_counts(off.stdout) and "--match-scores" not in off.stdout

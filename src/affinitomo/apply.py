@@ -131,15 +131,16 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     ids = read_particles(extracted)["afmParticleId"].to_numpy()
     latents = encode(run.checkpoint, stack, ids, out_dir / "encode" / "latents.npz", device=device)
     embedded = run_embed(latents, extracted, out_dir / "embed", umap_path=run.umap)
-    scores = None
+    scores = poses = None
     if _fitted_with_scores(run):
         from affinitomo.match import match_particles
 
         match_particles(stack, extracted, templates, out_dir / "match", match_options, progress=False)
-        scores = out_dir / "match" / "scores.csv"
+        scores, poses = out_dir / "match" / "scores.csv", out_dir / "match" / "particles.star"
     return run_cluster(latents, embedded["embedding"], extracted, out_dir, truth_path=truth, matrix_path=run.matrix,
                        training_log=run.training_log, stack_path=stack, classifier_path=run.classifier,
-                       checkpoint=run.checkpoint, tomograms=list(files.values()), match_scores=scores)
+                       checkpoint=run.checkpoint, tomograms=list(files.values()), match_scores=scores,
+                       match_poses=poses)
 
 
 def _fitted_with_scores(run: TrainedRun) -> bool:

@@ -12,7 +12,8 @@ rule cluster:
         checkpoint=from_run("train", "model.pt"),
         tomograms=tomograms(),
         truth=[truth_table()] if truth_table() else [],
-        match_scores=match_scores(),
+        match_scores=match_outputs("scores.csv"),
+        match_poses=match_outputs("particles.star"),
     output:
         particles=RESULTS / "particles.star",
         umap=report(RESULTS / "umap.png", caption="../report/umap.rst", category="Embedding"),
@@ -39,9 +40,11 @@ rule cluster:
     params:
         out=RESULTS,
         truth=optional_flag("--truth", truth_table()),
-        options=options("cluster"),
+        options=cluster_options(),
         classifier=apply_flag("--classifier", "classifier.pkl"),
-        match_scores=lambda wildcards, input: f"--match-scores {input.match_scores}" if input.match_scores else "",
+        match=lambda wildcards, input: (
+            f"--match-scores {input.match_scores} --match-poses {input.match_poses}" if input.match_scores else ""
+        ),
     threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
     resources:
         mem_mb=8000,
@@ -52,5 +55,5 @@ rule cluster:
         "affinitomo cluster --latents {input.latents} --embedding {input.embedding} "
         "--particles {input.particles} --matrix {input.matrix} --stack {input.stacks} {params.classifier} "
         "--training-log {input.training_log} --checkpoint {input.checkpoint} "
-        "--tomograms {input.tomograms} {params.truth} {params.match_scores} --out {params.out} "
+        "--tomograms {input.tomograms} {params.truth} {params.match} --out {params.out} "
         "--options {params.options:q} > {log} 2>&1"

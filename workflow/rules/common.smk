@@ -139,8 +139,9 @@ def match_options() -> str:
     return " ".join(flags)
 
 
-def match_scores() -> list[str]:
-    return per_tomogram("match", "{tomo}", "scores.csv") if use_matching() else []
+def match_outputs(name: str) -> list[str]:
+    """Per-tomogram outputs of the match rule (scores.csv, particles.star), when matching."""
+    return per_tomogram("match", "{tomo}", name) if use_matching() else []
 
 
 def similarity_source() -> str:
@@ -158,6 +159,14 @@ def similarity_source() -> str:
 def options(section: str) -> str:
     """A config section as JSON, for a verb's --options (changes trigger a rerun)."""
     return json.dumps(config[section], sort_keys=True)
+
+
+def cluster_options() -> str:
+    """config cluster as JSON, with the imaging's tilt range as the alignment's missing wedge unless given."""
+    values = dict(config["cluster"])
+    if "align_wedge" not in values and not values.get("align_no_wedge"):
+        values["align_wedge"] = [config["imaging"]["tilt_min"], config["imaging"]["tilt_max"]]
+    return json.dumps(values, sort_keys=True)
 
 
 def optional_flag(flag: str, value) -> str:

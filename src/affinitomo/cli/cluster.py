@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--match-scores", nargs="+", default=None, metavar="CSV",
                         help="scores.csv of 'affinitomo match' (one, or one per tomogram): the template scores "
                              "join the latents as features of the classifier and the clustering")
+    parser.add_argument("--match-poses", nargs="+", default=None, metavar="STAR",
+                        help="particles.star of 'affinitomo match' (one, or one per tomogram): known-class particles "
+                             "whose best template is their class take its pose (afmPoseSource)")
     parser.add_argument("--options", default=None,
                         help="JSON object (inline or a file). Clustering: method (louvain|hdbscan|kmeans|gmm), "
                              "space (latent|umap), unknown (separate|joint), graph_neighbors, resolution, standardize, "
@@ -45,5 +48,6 @@ def run(args: argparse.Namespace) -> int:
     run_cluster(args.latents, args.embedding, args.particles, args.out, truth_path=args.truth,
                 matrix_path=args.matrix, training_log=args.training_log, stack_path=args.stack, options=options,
                 classifier_path=args.classifier, checkpoint=args.checkpoint, tomograms=args.tomograms,
-                particle_diameter=args.particle_diameter, match_scores=args.match_scores)
+                particle_diameter=args.particle_diameter, match_scores=args.match_scores,
+                match_poses=args.match_poses)
     return 0

@@ -10,13 +10,14 @@ are those of this run.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from affinitomo.cluster.align import AlignOptions
 from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassifier
 from affinitomo.cluster.features import FeatureSpace
 from affinitomo.cluster.clustering import ClusterOptions, cluster_points, recluster_unknown
@@ -33,22 +34,21 @@ RUN_INFO_NAME = "run.json"
 
 @dataclass
 class StageOptions:
-    """All ``cluster`` options, given as one flat JSON object (``seed`` goes to both parts)."""
+    """All ``cluster`` options, given as one flat JSON object (``seed`` goes to every part)."""
 
     cluster: ClusterOptions
     classify: ClassifyOptions
+    align: AlignOptions = field(default_factory=AlignOptions)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: Any = None) -> "StageOptions":
-        cluster_keys = {f.name for f in fields(ClusterOptions)}
-        classify_keys = {f.name for f in fields(ClassifyOptions)}
-        unknown = sorted(set(values) - cluster_keys - classify_keys)
+        parts = (ClusterOptions, ClassifyOptions, AlignOptions)
+        keys = [{f.name for f in fields(part)} for part in parts]
+        unknown = sorted(set(values) - set().union(*keys))
         if unknown:
-            raise InputError(source, unknown[0], f"a cluster option, one of {sorted(cluster_keys | classify_keys)}")
-        return cls(
-            ClusterOptions.from_dict({k: v for k, v in values.items() if k in cluster_keys}, source),
-            ClassifyOptions.from_dict({k: v for k, v in values.items() if k in classify_keys}, source),
-        )
+            raise InputError(source, unknown[0], f"a cluster option, one of {sorted(set().union(*keys))}")
+        return cls(*(part.from_dict({k: v for k, v in values.items() if k in names}, source)
+                     for part, names in zip(parts, keys)))
 
 
 def read_matrix(matrix_path: str | Path | None) -> tuple[list[str], np.ndarray] | None:
@@ -193,11 +193,14 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
                 classifier_path: str | Path | None = None, checkpoint: str | Path | None = None,
                 tomograms: list[str | Path] | None = None,
                 particle_diameter: float | None = None,
-                match_scores: str | Path | list[str | Path] | None = None) -> dict[str, Any]:
+                match_scores: str | Path | list[str | Path] | None = None,
+                match_poses: str | Path | list[str | Path] | None = None) -> dict[str, Any]:
     """Cluster, classify with an open set, evaluate, and write the results folder. Returns a summary.
 
     ``match_scores``: ``scores.csv`` of the match stage (one, or one per tomogram): the template
-    scores join the latents as features of the classifier and the clustering.
+    scores join the latents as features of the classifier and the clustering. ``match_poses``: the
+    match stage's ``particles.star`` (one, or one per tomogram): poses of known-class particles
+    (:mod:`affinitomo.cluster.poses`).
     Every input is read and checked (classifier against latents and matrix, checkpoint against
     latents and stack) before any computation or output.
     """
@@ -206,7 +209,8 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     from affinitomo.cluster.run_info import resolve_tomograms, run_info
     from affinitomo.evaluate import evaluate, pose_error
     from affinitomo.geometry import euler_to_matrix, matrix_to_euler
-    from affinitomo.io.particles import read_particles, write_particles
+    from affinitomo.cluster.poses import SOURCES, combine_poses
+    from affinitomo.io.particles import ANGLES, read_particles, write_particles
 
     options = options or StageOptions(ClusterOptions(), ClassifyOptions())
     out_dir = Path(out_dir)
@@ -225,6 +229,11 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
         from affinitomo.match.scores import read_scores
 
         scores = read_scores(match_scores, table, particles_path)
+    matched = None
+    if match_poses:
+        from affinitomo.cluster.poses import read_match_poses
+
+        matched = read_match_poses(match_poses, table, particles_path)
     matrix = read_matrix(matrix_path)
     stored = None
     if classifier_path is not None:
@@ -260,10 +269,30 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     log.info("%d of %d particles unknown (threshold %s)", n_unknown, n, cl.calibration.get("threshold"))
 
     numbers, classes = class_numbers(cl.known, cl.assigned, clusters, cl.trained)
-    angles = matrix_to_euler(latents.rotation) if latents.rotation is not None else None
+    rotation, pose_source = combine_poses(cl.assigned, cl.trained, latents.rotation, matched,
+                                          table[ANGLES].to_numpy(float))
+    px = pd.to_numeric(table["afmPixelSize"], errors="coerce").to_numpy(float) if "afmPixelSize" in table else None
+    voxel = float(np.nanmedian(px)) if px is not None and np.isfinite(px).any() else None
+    aligned = {}
+    if options.align.align_unknown and stack is not None:
+        if voxel is None:
+            log.warning("no afmPixelSize in %s: the unknown groups keep the model's poses", particles_path)
+        else:
+            from affinitomo.cluster.align import align_unknown_groups
+            from affinitomo.similarity.score import default_device
+
+            aligned = align_unknown_groups(stack, numbers, len(cl.known) + 1, voxel, options.align,
+                                           str(default_device()))
+            if aligned and rotation is None:
+                rotation = euler_to_matrix(*table[ANGLES].to_numpy(float).T)
+            for group in aligned.values():
+                rotation[group["rows"]] = group["rotation"]
+                pose_source[group["rows"]] = "group"
+    angles = matrix_to_euler(rotation) if rotation is not None else None
     results = build_table(table, assigned=cl.assigned, numbers=numbers, clusters=clusters,
                           confidence=cl.confidence, distance=cl.distance, umap_xy=xy, labelled=labelled,
                           angles=angles)
+    results["afmPoseSource"] = pose_source.astype(str)
 
     metrics = None
     truth_names = None
@@ -278,14 +307,17 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
         metrics["n_labelled"] = int(labelled.sum())
         metrics["open_set"] = cl.calibration
         metrics["clustering"] = cluster_info
+        metrics["alignment"] = {str(g): {"n": int(a["rows"].size), "mean_score": a["score"]} for g, a in aligned.items()}
         metrics["options"] = {"cluster": asdict(options.cluster), "classify": asdict(cl.classifier.options)
-                              if cl.classifier is not None else asdict(options.classify)}
-        if latents.rotation is not None and all(c in truth.columns for c in ("rlnAngleRot", "rlnAngleTilt",
+                              if cl.classifier is not None else asdict(options.classify),
+                              "align": asdict(options.align)}
+        if rotation is not None and all(c in truth.columns for c in ("rlnAngleRot", "rlnAngleTilt",
                                                                                 "rlnAnglePsi")):
             true_rot = euler_to_matrix(*(truth[c].to_numpy(float) for c in ("rlnAngleRot", "rlnAngleTilt",
                                                                               "rlnAnglePsi")))
             ok = ev & np.all(np.isfinite(true_rot.reshape(n, -1)), axis=1)
-            metrics["pose_error"] = pose_error(latents.rotation[ok], true_rot[ok], truth_names[ok])
+            metrics["pose_error"] = pose_error(rotation[ok], true_rot[ok], truth_names[ok])
+            metrics["pose_error"]["sources"] = {s: int(np.sum(pose_source[ok] == s)) for s in SOURCES}
         log.info("f1_macro=%s ari=%.3f nmi=%.3f on %d held-out particles", metrics["f1_macro"], metrics["ari"],
                  metrics["nmi"], int(ev.sum()))
     prior = None
@@ -326,10 +358,8 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     if stack is not None:
         from affinitomo.cluster.averages import write_averages
 
-        px = pd.to_numeric(table["afmPixelSize"], errors="coerce").to_numpy(float)
-        voxel = float(np.nanmedian(px)) if np.isfinite(px).any() else None
         written += write_averages(out_dir, stack_path, numbers, dict(zip(classes["number"], classes["name"])),
-                                  latents.rotation, voxel)
+                                  rotation, voxel)
     info = run_info(table, tomograms=tomogram_paths, particles=particles_path, latents=latents_path,
                     embedding=embedding_path, stack=stack_path, checkpoint=checkpoint, classifier=classifier_out,
                     particle_diameter=particle_diameter)

@@ -81,6 +81,7 @@ def match_particles(
 
     Table: the input canonical table with ``afmClassName`` (template name or 'unknown'),
     ``rlnClassNumber`` (1-based in sorted template order, 0 = unknown), ``afmMatchScore``,
+    ``afmMatchTemplate`` (the best template, also for 'unknown' particles),
     the pose of the best template as RELION angles and ``afmMatchShiftX/Y/Z`` (voxels of the
     stack: the template centre lies at the coordinate plus this shift). Particles labelled
     in the input (``afmClassName``) set the unknown thresholds: per class, the
@@ -108,6 +109,7 @@ def match_particles(
     out["afmClassName"] = names.astype(str)
     out["rlnClassNumber"] = numbers
     out["afmMatchScore"] = result.scores[rows, best]
+    out["afmMatchTemplate"] = np.asarray(classes, dtype=object)[best]  # best template, even when 'unknown'
     out[ANGLES] = matrix_to_euler(result.matrices[rows, best])
     for i, axis in enumerate("XYZ"):
         out[f"afmMatchShift{axis}"] = result.shifts[rows, best, i]

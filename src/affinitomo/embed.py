@@ -228,16 +228,10 @@ def write_embedding(path: str | Path, particle_id: np.ndarray, embedding: np.nda
 
 def read_embedding(path: str | Path) -> pd.DataFrame:
     """Read ``embedding.csv``; checks the id and UMAP0/UMAP1 columns."""
+    from affinitomo.io.tables import read_csv_table
+
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "file not found")
-    try:
-        frame = pd.read_csv(path)
-    except Exception as exc:
-        raise InputError(path, None, f"a readable CSV ({exc})") from exc
-    for col in ("afmParticleId", "UMAP0", "UMAP1"):
-        if col not in frame.columns:
-            raise InputError(path, col, "columns afmParticleId, UMAP0, UMAP1")
+    frame = read_csv_table(path, ("afmParticleId", "UMAP0", "UMAP1"), "an embedding.csv of 'affinitomo embed'")
     if not frame["afmParticleId"].is_unique:
         raise InputError(path, "afmParticleId", "unique particle ids")
     return frame

@@ -15,6 +15,7 @@ import pandas as pd
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
+from affinitomo.io.tables import read_csv_table
 
 ID = "afmParticleId"
 
@@ -32,13 +33,8 @@ def write_scores(path: str | Path, particle_id: np.ndarray, classes: Sequence[st
 
 
 def _read_one(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(path, None, "a scores.csv of 'affinitomo match' (not found)")
-    try:
-        frame = pd.read_csv(path)
-    except Exception as exc:
-        raise InputError(path, None, f"a readable CSV ({exc})") from exc
-    if ID not in frame.columns or frame.shape[1] < 2:
+    frame = read_csv_table(path, (ID,), "a scores.csv of 'affinitomo match'")
+    if frame.shape[1] < 2:
         raise InputError(path, ID, "columns afmParticleId and one score column per template")
     for col in frame.columns[1:]:
         values = pd.to_numeric(frame[col], errors="coerce")

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from affinitomo.errors import InputError
 from affinitomo.io.volumes import MRC_SUFFIXES, TIFF_SUFFIXES, open_volume
@@ -129,12 +128,9 @@ def read_class_names(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         return []
-    try:
-        table = pd.read_csv(path)
-    except Exception as exc:  # pandas raises several types for malformed CSV
-        raise InputError(path, None, f"a readable CSV ({exc})") from exc
-    if "name" not in table.columns:
-        raise InputError(path, "name", "a 'name' column of class names")
+    from affinitomo.io.tables import read_csv_table
+
+    table = read_csv_table(path, ("name",), "a classes.csv with a 'name' column of class names")
     if "number" in table.columns:
         table = table.sort_values("number", kind="stable")
     return [str(n) for n in table["name"]]

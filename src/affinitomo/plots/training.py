@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
 
 TERMS = ("total", "recon", "kl", "affinity")
@@ -20,13 +19,9 @@ def plot_training(history: pd.DataFrame | str | Path, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     if not isinstance(history, pd.DataFrame):
-        path = Path(history)
-        if not path.is_file():
-            raise InputError(path, None, "training.csv not found")
-        history = pd.read_csv(path)
-        missing = [c for c in ["epoch"] + [f"train_{t}" for t in TERMS] if c not in history.columns]
-        if missing:
-            raise InputError(path, missing[0], "a column of training.csv")
+        from affinitomo.io.tables import read_csv_table
+
+        history = read_csv_table(history, ["epoch"] + [f"train_{t}" for t in TERMS], "a training.csv")
     fig, axes = plt.subplots(1, len(TERMS) + 1, figsize=(4 * (len(TERMS) + 1), 3.2), constrained_layout=True)
     epoch = history["epoch"]
     for ax, term in zip(axes, TERMS):

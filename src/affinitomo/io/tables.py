@@ -1,0 +1,26 @@
+"""Reading the small CSV files of a run (embedding, scores, classes, training log) with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from affinitomo.errors import InputError
+
+
+def read_csv_table(path: str | Path, columns: Sequence[str] = (), what: str = "a CSV file") -> pd.DataFrame:
+    """``pd.read_csv(path)``; InputError naming the file for a missing or unreadable file, and naming
+    the first absent column of ``columns``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, f"{what} (not found)")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:  # pandas raises several types for malformed CSV
+        raise InputError(path, None, f"{what}, readable as CSV ({exc})") from exc
+    for col in columns:
+        if col not in frame.columns:
+            raise InputError(path, col, f"columns {', '.join(columns)} ({what})")
+    return frame

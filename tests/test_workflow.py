@@ -50,6 +50,7 @@ def test_match_scores_reach_the_cluster_stage_unless_disabled(tmp_path):
     assert "--match-scores results/match/tomo01/scores.csv results/match/tomo02/scores.csv" in proc.stdout
     assert "--match-poses results/match/tomo01/particles.star results/match/tomo02/particles.star" in proc.stdout
     assert "--wedge -60 60" in proc.stdout and "--lowpass-A 20.0" in proc.stdout
+    assert '"align_wedge": [-60, 60]' in proc.stdout  # the unknown groups' alignment gets the tilt range
     off = snakemake(tmp_path, write_config(tmp_path, match={"enabled": False}), "-n", "--cores", "1", "-p")
     assert "match" not in job_counts(off.stdout) and "--match-scores" not in off.stdout
 

@@ -7,8 +7,9 @@ CLI verb the workflow calls, in its own process:
 
 - ``encode`` (all N through the encoder, streamed in batches),
 - ``embed`` (UMAP fitted on the labelled particles, transform of all N),
-- ``cluster`` (HDBSCAN on the latents, kNN open-set classifier, particles.star, one STAR per class,
-  class averages streamed from the stack, plots, metrics).
+- ``cluster`` (Louvain on the latents' kNN graph, kNN open-set classifier, self-alignment of each
+  unknown group, particles.star, one STAR per class, class averages streamed from the stack,
+  plots, metrics).
 
 Memory per stage: peak RssAnon (anonymous pages only: heap, arrays; sampled every 50 ms from
 /proc/PID/status) and VmHWM (peak RSS, which also counts pages of the memory-mapped stack that the

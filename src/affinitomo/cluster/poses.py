@@ -42,6 +42,8 @@ class MatchPoses:
 def read_match_poses(paths: str | Path | Sequence[str | Path], table: pd.DataFrame,
                      table_path: Any = None) -> MatchPoses:
     """``particles.star`` of the match stage (one, or one per tomogram), aligned to ``table``."""
+    from affinitomo.gather import concat_tables
+
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     frames = []
     for path in paths:
@@ -50,10 +52,8 @@ def read_match_poses(paths: str | Path | Sequence[str | Path], table: pd.DataFra
             if col not in frame.columns:
                 raise InputError(path, col, "a column of the match stage's particles.star (affinitomo match)")
         frames.append(frame[["afmParticleId", TEMPLATE, *ANGLES]])
-    poses = pd.concat(frames, ignore_index=True)
+    poses = concat_tables(frames, paths)  # ids unique across the files
     where = ", ".join(str(p) for p in paths)
-    if not poses["afmParticleId"].is_unique:
-        raise InputError(where, "afmParticleId", "one row per particle over the files given")
     pos = pd.Index(poses["afmParticleId"].to_numpy(np.int64)).get_indexer(table["afmParticleId"].to_numpy(np.int64))
     if (pos < 0).any():
         missing = table["afmParticleId"].to_numpy()[pos < 0]

@@ -288,7 +288,11 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
             for group in aligned.values():
                 rotation[group["rows"]] = group["rotation"]
                 pose_source[group["rows"]] = "group"
-    angles = matrix_to_euler(rotation) if rotation is not None else None
+    angles = None
+    if rotation is not None:  # rows whose pose is the input's keep its angles as given
+        angles = table[ANGLES].to_numpy(float).copy()
+        posed = pose_source != "input"
+        angles[posed] = matrix_to_euler(rotation[posed])
     results = build_table(table, assigned=cl.assigned, numbers=numbers, clusters=clusters,
                           confidence=cl.confidence, distance=cl.distance, umap_xy=xy, labelled=labelled,
                           angles=angles)

@@ -194,7 +194,7 @@ def run_tm(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, An
 
 def run_tm_classifier(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, Any]:
     """The template scores alone as features of the pipeline's open-set classifier and clustering."""
-    from affinitomo.cluster.clustering import cluster_points, recluster_unknown
+    from affinitomo.cluster.clustering import group_particles
     from affinitomo.cluster.pipeline import StageOptions, classify, known_class_order, read_matrix
     from affinitomo.cluster.results import class_numbers
     from affinitomo.embed import labelled_mask
@@ -210,9 +210,7 @@ def run_tm_classifier(p: dict[str, Path], out: Path, a: argparse.Namespace) -> d
     labels = table["afmClassName"].fillna("").astype(str).str.strip().to_numpy()
     known = known_class_order(labels[labelled], read_matrix(p["matrix"])[0], p["extract"] / "particles.star")
     cl = classify(np.empty((len(table), 0)), labels, labelled, known, stage.classify, None, "particles", scores)
-    clusters, _ = cluster_points(cl.features, stage.cluster, n_known=len(cl.known))
-    if stage.cluster.unknown == "separate":
-        clusters, _ = recluster_unknown(cl.features, clusters, cl.assigned == "unknown", stage.cluster)
+    clusters, _ = group_particles(cl.features, cl.assigned == "unknown", stage.cluster, len(cl.known))
     numbers, _ = class_numbers(cl.known, cl.assigned, clusters, cl.trained)
     truth, labelled, known, unknown = truth_and_labels(p, p["extract"] / "particles.star")
     ev = ~labelled

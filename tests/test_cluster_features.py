@@ -172,6 +172,8 @@ def test_known_class_poses_come_from_template_matching_in_one_frame(tmp_path):
     write_particles(tmp_path / "m2.star", star.iloc[25:])
     both = read_match_poses([tmp_path / "m1.star", tmp_path / "m2.star"], table)
     assert list(both.template) == list(template[::-1])
+    with pytest.raises(InputError, match=r"a pose for every particle.*35 missing"):
+        read_match_poses(tmp_path / "m1.star", table)  # the other tomogram's file left out
     assert angular_distance(read.rotation, true[::-1]).max() < 1e-3
     write_particles(tmp_path / "bad.star", frame.drop(columns="afmMatchTemplate").assign(
         rlnTomoName="t", rlnCoordinateX=0.0, rlnCoordinateY=0.0, rlnCoordinateZ=0.0))

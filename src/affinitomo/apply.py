@@ -49,8 +49,11 @@ class TrainedRun:
         return cls(**files, training_log=log_csv if log_csv.is_file() else None)
 
 
-def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Path | None = None) -> int:
-    """Load and cross-check model, classifier, matrix, UMAP (and templates); return the model's box size.
+def check_trained_run(run: TrainedRun, device: str = "cpu",
+                      templates: str | Path | None = None) -> tuple[int, list[str] | None]:
+    """Load and cross-check model, classifier, matrix, UMAP (and templates).
+
+    Returns the model's box size and the templates whose scores the classifier uses (None: latents only).
 
     InputError (before any work) for a checkpoint or classifier of another version or not
     ours, a classifier whose class map differs from the model's or the matrix's, or a UMAP
@@ -83,7 +86,7 @@ def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Pat
         if given != names:
             raise InputError(templates, None, f"the templates the classifier was fitted with: {names}; got {given}")
     load_umap(run.umap, latent_dims=latent)
-    return int(model.box)
+    return int(model.box), names
 
 
 def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | Path, *,
@@ -108,7 +111,7 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     if (particles is None) == (pick_diameter is None):
         raise InputError("--particles", None, "either a particle table or --pick-diameter (not both)")
     run = TrainedRun.from_folder(run_dir)
-    box = check_trained_run(run, device, templates)
+    box, score_names = check_trained_run(run, device, templates)
     files = find_tomograms(tomograms)
     out_dir = Path(out_dir)
     if pick_diameter is not None:
@@ -132,7 +135,7 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     latents = encode(run.checkpoint, stack, ids, out_dir / "encode" / "latents.npz", device=device)
     embedded = run_embed(latents, extracted, out_dir / "embed", umap_path=run.umap)
     scores = poses = None
-    if _fitted_with_scores(run):
+    if score_names is not None:
         from affinitomo.match import match_particles
 
         match_particles(stack, extracted, templates, out_dir / "match", match_options, progress=False)
@@ -141,9 +144,3 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
                        training_log=run.training_log, stack_path=stack, classifier_path=run.classifier,
                        checkpoint=run.checkpoint, tomograms=list(files.values()), match_scores=scores,
                        match_poses=poses)
-
-
-def _fitted_with_scores(run: TrainedRun) -> bool:
-    from affinitomo.cluster.classifier_file import load_classifier
-
-    return load_classifier(run.classifier)["features"].uses_scores

@@ -71,22 +71,19 @@ class AlignOptions:
 
 def _as_reference(volume: np.ndarray) -> np.ndarray:
     """Zero background (median of the faces), unit standard deviation, as the match stage's templates."""
+    from affinitomo.similarity.maps import background
+
     v = np.asarray(volume, dtype=np.float64)
-    faces = np.concatenate([v[0].ravel(), v[-1].ravel(), v[:, 0].ravel(), v[:, -1].ravel(),
-                            v[:, :, 0].ravel(), v[:, :, -1].ravel()])
-    v = v - float(np.median(faces))
+    v = v - background(v)
     std = float(v.std())
     return (v / (std if std > 0 else 1.0)).astype(np.float32)
 
 
 def average_in_frame(volumes: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     """Mean of the volumes each turned by the inverse of its pose (into the reference's frame)."""
-    from affinitomo.geometry import rotate_volume
+    from affinitomo.cluster.averages import class_averages
 
-    acc = np.zeros(volumes.shape[1:], dtype=np.float64)
-    for vol, rot in zip(volumes, rotations):
-        acc += rotate_volume(np.asarray(vol, dtype=np.float64), rot.T)
-    return acc / max(len(volumes), 1)
+    return class_averages(volumes, np.ones(len(volumes), dtype=np.int64), rotations)[1][0]
 
 
 def align_group(volumes: np.ndarray, voxel_size: float, options: AlignOptions | None = None,

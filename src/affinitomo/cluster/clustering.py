@@ -241,3 +241,16 @@ def recluster_unknown(x: np.ndarray, clusters: np.ndarray, unknown: np.ndarray,
     offset = int(out.max()) + 1 if out.size else 0
     out[unknown] = np.where(sub >= 0, sub + offset, -1)
     return relabel_by_size(out), info
+
+
+def group_particles(x: np.ndarray, unknown: np.ndarray, opts: ClusterOptions | None = None,
+                    n_known: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Clusters of all rows of ``x``; with ``unknown="separate"`` the ``unknown`` rows clustered again
+    on their own (:func:`recluster_unknown`). Returns (labels, info)."""
+    opts = opts or ClusterOptions()
+    clusters, info = cluster_points(x, opts, n_known=n_known)
+    if opts.unknown == "separate":
+        clusters, info["unknown"] = recluster_unknown(x, clusters, unknown, opts)
+        info["n_clusters"] = int(clusters.max() + 1) if (clusters >= 0).any() else 0
+        info["n_noise"] = int((clusters < 0).sum())
+    return clusters, info

@@ -20,7 +20,7 @@ import pandas as pd
 from affinitomo.cluster.align import AlignOptions
 from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassifier
 from affinitomo.cluster.features import FeatureSpace
-from affinitomo.cluster.clustering import ClusterOptions, cluster_points, recluster_unknown
+from affinitomo.cluster.clustering import ClusterOptions, group_particles
 from affinitomo.cluster.results import (build_table, class_numbers, write_class_stars, write_classes_csv,
                                         write_json, write_plots)
 from affinitomo.embed import Latents, align_to_table, labelled_mask, read_embedding, read_latents
@@ -77,12 +77,9 @@ def known_class_order(labels: np.ndarray, matrix_names: list[str] | None, partic
 def embedding_for(table: pd.DataFrame, embedding_path: str | Path, particles_path: Any) -> np.ndarray:
     """(N, 2) UMAP coordinates in table order."""
     emb = read_embedding(embedding_path)
-    pos = pd.Index(emb["afmParticleId"].to_numpy(np.int64)).get_indexer(table["afmParticleId"].to_numpy(np.int64))
-    if (pos < 0).any():
-        missing = table["afmParticleId"].to_numpy()[pos < 0]
-        raise InputError(embedding_path, "afmParticleId",
-                         f"an embedding for every particle of {particles_path}; {missing.size} missing "
-                         f"(e.g. {missing[:5].tolist()})")
+    from affinitomo.io.tables import rows_for_table
+
+    pos = rows_for_table(emb["afmParticleId"], table, embedding_path, "an embedding", particles_path)
     return emb[["UMAP0", "UMAP1"]].to_numpy(float)[pos]
 
 
@@ -132,8 +129,8 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
     n = len(mu)
     names, values = scores if scores is not None else (None, None)
     space = stored["features"] if stored is not None else FeatureSpace.fit(mu, names, values)
-    mu = space.transform(mu, names, values, source=scores_path if scores is not None else
-                         (stored["path"] if stored is not None else scores_path))
+    mu = space.transform(mu, names, values, source=stored["path"] if stored is not None and scores is None
+                         else scores_path)
     if stored is not None:
         clf = stored["classifier"]
         known, trained = list(stored["classes"]), list(stored["trained"])
@@ -258,12 +255,7 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     cl = classify(latents.mu, labels, labelled, known, options.classify, stored, particles_path,
                   scores, match_scores)
     points = cl.features if options.cluster.space == "latent" else xy
-    clusters, cluster_info = cluster_points(points, options.cluster, n_known=len(cl.known))
-    if options.cluster.unknown == "separate":
-        clusters, cluster_info["unknown"] = recluster_unknown(points, clusters, cl.assigned == UNKNOWN,
-                                                              options.cluster)
-        cluster_info["n_clusters"] = int(clusters.max() + 1) if (clusters >= 0).any() else 0
-        cluster_info["n_noise"] = int((clusters < 0).sum())
+    clusters, cluster_info = group_particles(points, cl.assigned == UNKNOWN, options.cluster, len(cl.known))
     n = len(table)
     n_unknown = int(np.sum(cl.assigned == UNKNOWN))
     log.info("%d of %d particles unknown (threshold %s)", n_unknown, n, cl.calibration.get("threshold"))

@@ -43,6 +43,7 @@ def read_match_poses(paths: str | Path | Sequence[str | Path], table: pd.DataFra
                      table_path: Any = None) -> MatchPoses:
     """``particles.star`` of the match stage (one, or one per tomogram), aligned to ``table``."""
     from affinitomo.gather import concat_tables
+    from affinitomo.io.tables import rows_for_table
 
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     frames = []
@@ -54,11 +55,7 @@ def read_match_poses(paths: str | Path | Sequence[str | Path], table: pd.DataFra
         frames.append(frame[["afmParticleId", TEMPLATE, *ANGLES]])
     poses = concat_tables(frames, paths)  # ids unique across the files
     where = ", ".join(str(p) for p in paths)
-    pos = pd.Index(poses["afmParticleId"].to_numpy(np.int64)).get_indexer(table["afmParticleId"].to_numpy(np.int64))
-    if (pos < 0).any():
-        missing = table["afmParticleId"].to_numpy()[pos < 0]
-        raise InputError(where, "afmParticleId", f"a pose for every particle of {table_path}; {missing.size} "
-                                                 f"missing (e.g. {missing[:5].tolist()})")
+    pos = rows_for_table(poses["afmParticleId"], table, where, "a pose", table_path)
     poses = poses.iloc[pos]
     angles = poses[ANGLES].to_numpy(float)
     if not np.isfinite(angles).all():

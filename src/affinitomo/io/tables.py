@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from affinitomo.errors import InputError
@@ -24,3 +25,16 @@ def read_csv_table(path: str | Path, columns: Sequence[str] = (), what: str = "a
         if col not in frame.columns:
             raise InputError(path, col, f"columns {', '.join(columns)} ({what})")
     return frame
+
+
+def rows_for_table(ids: Sequence[int] | np.ndarray, table: pd.DataFrame, where: Any, what: str,
+                   table_path: Any = None) -> np.ndarray:
+    """Position in ``ids`` of each ``table`` row's ``afmParticleId``; InputError naming ``where`` and
+    the first missing ids when a row has none (``what``: e.g. "an embedding")."""
+    wanted = table["afmParticleId"].to_numpy(np.int64)
+    pos = pd.Index(np.asarray(ids, dtype=np.int64)).get_indexer(wanted)
+    if (pos < 0).any():
+        missing = wanted[pos < 0]
+        raise InputError(where, "afmParticleId", f"{what} for every particle of {table_path}; {missing.size} "
+                                                 f"missing (e.g. {missing[:5].tolist()})")
+    return pos

@@ -15,7 +15,7 @@ import pandas as pd
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
-from affinitomo.io.tables import read_csv_table
+from affinitomo.io.tables import read_csv_table, rows_for_table
 
 ID = "afmParticleId"
 
@@ -66,10 +66,5 @@ def read_scores(paths: str | Path | Sequence[str | Path], table: pd.DataFrame,
         dup = scores.loc[scores[ID].duplicated(), ID].to_numpy()[:5].tolist()
         raise InputError(where, ID,
                          f"one row per particle; repeated ids, e.g. {dup}")
-    pos = pd.Index(scores[ID].to_numpy(np.int64)).get_indexer(table[ID].to_numpy(np.int64))
-    if (pos < 0).any():
-        missing = table[ID].to_numpy()[pos < 0]
-        raise InputError(where, ID,
-                         f"scores for every particle of {table_path}; {missing.size} missing "
-                         f"(e.g. {missing[:5].tolist()})")
+    pos = rows_for_table(scores[ID], table, where, "scores", table_path)
     return names, scores[names].to_numpy(float)[pos]

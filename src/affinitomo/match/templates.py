@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from affinitomo.errors import InputError
-from affinitomo.similarity.maps import load_structure, lowpass, mass_radius, structure_files
+from affinitomo.similarity.maps import background, load_structure, lowpass, mass_radius, structure_files
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,7 @@ def load_templates(folder: str | Path, voxel_size: float, box: int, resolution: 
     names, stack, radii = [], [], []
     for path in files:
         m = load_structure(path, resolution)  # voxel size from the map's header
-        faces = np.concatenate([f.ravel() for f in (m.density[0], m.density[-1], m.density[:, 0], m.density[:, -1],
-                                                    m.density[:, :, 0], m.density[:, :, -1])])
-        d = m.density.astype(np.float32) - float(np.median(faces))
+        d = m.density.astype(np.float32) - background(m.density)
         d = lowpass(d, m.voxel_size, 2 * voxel_size)  # anti-aliasing only: the scores apply the working resolution
         out = resample_centred(d, m.voxel_size, voxel_size, box)
         kept = float(np.clip(out, 0, None).sum() * (voxel_size / m.voxel_size) ** 3 / max(np.clip(d, 0, None).sum(), 1e-12))

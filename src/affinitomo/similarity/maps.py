@@ -125,14 +125,15 @@ def load_structure(path: str | Path, resolution: float, voxel_size: float | None
     return StructureMap(path.stem, data, float(vs), path)
 
 
-def _background(density: np.ndarray) -> float:
+def background(density: np.ndarray) -> float:
+    """The background level of a box: the median of its six faces."""
     faces = [density[0], density[-1], density[:, 0], density[:, -1], density[:, :, 0], density[:, :, -1]]
     return float(np.median(np.concatenate([f.ravel() for f in faces])))
 
 
 def mass_radius(density: np.ndarray, voxel_size: float, centre: np.ndarray | None = None) -> float:
     """Radius (Å) holding ``RADIUS_MASS_FRACTION`` of the positive density above background."""
-    w = np.clip(density - _background(density), 0, None).astype(np.float64)
+    w = np.clip(density - background(density), 0, None).astype(np.float64)
     if w.sum() <= 0:
         return voxel_size
     idx = np.indices(density.shape).reshape(3, -1).T
@@ -177,7 +178,7 @@ def to_common_grid(
     """
     prepared, centres, radii = [], [], []
     for m in maps:
-        d = lowpass(m.density.astype(np.float32) - _background(m.density), m.voxel_size, resolution)
+        d = lowpass(m.density.astype(np.float32) - background(m.density), m.voxel_size, resolution)
         w = np.clip(d, 0, None).astype(np.float64)
         if w.sum() <= 0:
             raise InputError(m.source, "data", "positive protein density above the background")

@@ -9,16 +9,7 @@ from affinitomo.cluster.align import AlignOptions, align_group, average_in_frame
 from affinitomo.errors import InputError
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import random_matrices, rotate_volume
-
-
-def asymmetric_phantom(n: int) -> np.ndarray:
-    """Three Gaussian lobes of different sizes at asymmetric positions (no rotational symmetry)."""
-    z, y, x = np.mgrid[:n, :n, :n] - (n - 1) / 2
-    vol = np.zeros((n, n, n))
-    for (cz, cy, cx), s, a in (((0, 0, 0), 3.0, 1.0), ((5, 1, 0), 2.0, 0.8), ((-1, 6, 2), 1.5, 0.6),
-                               ((-2, -2, -6), 1.8, 0.7)):
-        vol += a * np.exp(-((z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2) / (2 * s ** 2))
-    return vol
+from synthetic_shapes import asymmetric_phantom
 
 
 def test_a_group_aligns_to_itself_without_a_template():
@@ -38,7 +29,8 @@ def test_a_group_aligns_to_itself_without_a_template():
 
 
 @pytest.mark.parametrize("bad", [{"align_starts": 0}, {"align_rounds": 1.5}, {"align_resolution": -1},
-                                 {"align_wedge": [60, -60]}, {"align_wedge": "60"}, {"align_nonsense": 1}])
+                                 {"align_wedge": [60, -60]}, {"align_wedge": "60"}, {"align_nonsense": 1},
+                                 {"align_regroup_resolution": 0}, {"align_regroup_references": 0}])
 def test_bad_alignment_options(bad):
     with pytest.raises(InputError):
         AlignOptions.from_dict(bad, source="opts.json")

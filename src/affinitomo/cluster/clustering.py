@@ -194,6 +194,12 @@ def gmm_labels(x: np.ndarray, opts: ClusterOptions, k_max: int) -> tuple[np.ndar
     return best.predict(x), info
 
 
+def cluster_counts(labels: np.ndarray) -> dict[str, int]:
+    """``n_clusters`` and ``n_noise`` (-1) of labels numbered 0.."""
+    labels = np.asarray(labels)
+    return {"n_clusters": int(labels.max() + 1) if (labels >= 0).any() else 0, "n_noise": int((labels < 0).sum())}
+
+
 def cluster_points(x: np.ndarray, opts: ClusterOptions | None = None,
                    n_known: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
     """Cluster the rows of ``x`` (N, D). Returns (labels (N,), info dict for metrics/logs)."""
@@ -219,8 +225,7 @@ def cluster_points(x: np.ndarray, opts: ClusterOptions | None = None,
         labels, more = gmm_labels(x, opts, k_max)
         info.update(more)
     labels = relabel_by_size(labels)
-    info["n_clusters"] = int(labels.max() + 1) if (labels >= 0).any() else 0
-    info["n_noise"] = int((labels < 0).sum())
+    info.update(cluster_counts(labels))
     log.info("%s: %d clusters, %d noise points", opts.method, info["n_clusters"], info["n_noise"])
     return labels, info
 
@@ -238,9 +243,18 @@ def recluster_unknown(x: np.ndarray, clusters: np.ndarray, unknown: np.ndarray,
     if not unknown.any():
         return out, {"n_clusters": 0, "n_noise": 0}
     sub, info = cluster_points(np.asarray(x)[unknown], opts)
-    offset = int(out.max()) + 1 if out.size else 0
-    out[unknown] = np.where(sub >= 0, sub + offset, -1)
-    return relabel_by_size(out), info
+    return with_unknown_groups(out, unknown, sub), info
+
+
+def with_unknown_groups(clusters: np.ndarray, unknown: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``clusters`` with the ``unknown`` rows given ``groups`` (one per unknown row, -1 noise) as new ids
+    after the others'; all ids renumbered by decreasing size."""
+    unknown = np.asarray(unknown, dtype=bool)
+    out = np.asarray(clusters, dtype=np.int64).copy()
+    kept = out[~unknown]
+    offset = int(kept.max()) + 1 if kept.size else 0
+    out[unknown] = np.where(np.asarray(groups) >= 0, np.asarray(groups) + offset, -1)
+    return relabel_by_size(out)
 
 
 def group_particles(x: np.ndarray, unknown: np.ndarray, opts: ClusterOptions | None = None,
@@ -251,6 +265,5 @@ def group_particles(x: np.ndarray, unknown: np.ndarray, opts: ClusterOptions | N
     clusters, info = cluster_points(x, opts, n_known=n_known)
     if opts.unknown == "separate":
         clusters, info["unknown"] = recluster_unknown(x, clusters, unknown, opts)
-        info["n_clusters"] = int(clusters.max() + 1) if (clusters >= 0).any() else 0
-        info["n_noise"] = int((clusters < 0).sum())
+        info.update(cluster_counts(clusters))
     return clusters, info

@@ -21,8 +21,8 @@ from affinitomo.cluster.align import AlignOptions
 from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassifier
 from affinitomo.cluster.features import FeatureSpace
 from affinitomo.cluster.clustering import ClusterOptions, group_particles
-from affinitomo.cluster.results import (build_table, class_numbers, write_class_stars, write_classes_csv,
-                                        write_json, write_plots)
+from affinitomo.cluster.results import (build_table, class_numbers, unknown_group_name, write_class_stars,
+                                        write_classes_csv, write_json, write_plots)
 from affinitomo.embed import Latents, align_to_table, labelled_mask, read_embedding, read_latents
 from affinitomo.errors import InputError
 
@@ -255,31 +255,48 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     cl = classify(latents.mu, labels, labelled, known, options.classify, stored, particles_path,
                   scores, match_scores)
     points = cl.features if options.cluster.space == "latent" else xy
-    clusters, cluster_info = group_particles(points, cl.assigned == UNKNOWN, options.cluster, len(cl.known))
+    unknown = cl.assigned == UNKNOWN
+    clusters, cluster_info = group_particles(points, unknown, options.cluster, len(cl.known))
     n = len(table)
-    n_unknown = int(np.sum(cl.assigned == UNKNOWN))
+    n_unknown = int(np.sum(unknown))
     log.info("%d of %d particles unknown (threshold %s)", n_unknown, n, cl.calibration.get("threshold"))
 
+    px = pd.to_numeric(table["afmPixelSize"], errors="coerce").to_numpy(float) if "afmPixelSize" in table else None
+    voxel = float(np.nanmedian(px)) if px is not None and np.isfinite(px).any() else None
+    use_stack = stack is not None and (options.align.align_unknown or options.align.align_regroup)
+    if use_stack and voxel is None:
+        log.warning("no afmPixelSize in %s: the unknown groups are neither regrouped nor aligned (model's poses)",
+                    particles_path)
+    use_stack = use_stack and voxel is not None
+    if use_stack:
+        from affinitomo.similarity.score import default_device
+
+        device = str(default_device())
+    if use_stack and options.align.align_regroup and options.cluster.unknown == "separate":
+        from affinitomo.cluster.clustering import cluster_counts, with_unknown_groups
+        from affinitomo.cluster.regroup import regroup_unknown
+
+        regrouped, cluster_info["regroup"] = regroup_unknown(stack, points, unknown, voxel, options.cluster,
+                                                             options.align, device)
+        if regrouped is not None:
+            clusters = with_unknown_groups(clusters, unknown, regrouped)
+            cluster_info.update(cluster_counts(clusters))
+
+    aligned = {}
+    if use_stack and options.align.align_unknown:
+        from affinitomo.cluster.align import align_unknown_groups
+
+        aligned, groups = align_unknown_groups(stack, np.where(unknown, clusters, -1), voxel, options.align, device)
+        clusters = np.where(unknown, groups, clusters)
     numbers, classes = class_numbers(cl.known, cl.assigned, clusters, cl.trained)
     rotation, pose_source = combine_poses(cl.assigned, cl.trained, latents.rotation, matched,
                                           table[ANGLES].to_numpy(float))
-    px = pd.to_numeric(table["afmPixelSize"], errors="coerce").to_numpy(float) if "afmPixelSize" in table else None
-    voxel = float(np.nanmedian(px)) if px is not None and np.isfinite(px).any() else None
-    aligned = {}
-    if options.align.align_unknown and stack is not None:
-        if voxel is None:
-            log.warning("no afmPixelSize in %s: the unknown groups keep the model's poses", particles_path)
-        else:
-            from affinitomo.cluster.align import align_unknown_groups
-            from affinitomo.similarity.score import default_device
-
-            aligned = align_unknown_groups(stack, numbers, len(cl.known) + 1, voxel, options.align,
-                                           str(default_device()))
-            if aligned and rotation is None:
-                rotation = euler_to_matrix(*table[ANGLES].to_numpy(float).T)
-            for group in aligned.values():
-                rotation[group["rows"]] = group["rotation"]
-                pose_source[group["rows"]] = "group"
+    if aligned:
+        if rotation is None:
+            rotation = euler_to_matrix(*table[ANGLES].to_numpy(float).T)
+        for group in aligned.values():
+            rotation[group["rows"]] = group["rotation"]
+            pose_source[group["rows"]] = "group"
     angles = None
     if rotation is not None:  # rows whose pose is the input's keep its angles as given
         angles = table[ANGLES].to_numpy(float).copy()
@@ -303,7 +320,8 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
         metrics["n_labelled"] = int(labelled.sum())
         metrics["open_set"] = cl.calibration
         metrics["clustering"] = cluster_info
-        metrics["alignment"] = {str(g): {"n": int(a["rows"].size), "mean_score": a["score"]} for g, a in aligned.items()}
+        metrics["alignment"] = {unknown_group_name(g): {"n": int(a["rows"].size), "mean_score": a["score"],
+                                                        "moved_in": a["moved_in"]} for g, a in aligned.items()}
         metrics["options"] = {"cluster": asdict(options.cluster), "classify": asdict(cl.classifier.options)
                               if cl.classifier is not None else asdict(options.classify),
                               "align": asdict(options.align)}

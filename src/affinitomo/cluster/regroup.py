@@ -20,7 +20,9 @@ classification, the references come from the data:
 
 Two subgroups of one molecule give similar references, so their scores agree and the final
 clustering joins them again; subgroups of different molecules give references that separate
-them. Measured on the SHREC-like set (``benchmarks/bench_shrec.py``; see ``docs/benchmarks.md``).
+them. Measured on the SHREC-like set (``benchmarks/bench_shrec.py``, ``docs/benchmarks.md``), SNR
+0.1, 3 splits, with :mod:`affinitomo.cluster.align`'s reassignment after it: 12 of 12 unseen
+molecules got a group > 80 % pure holding most of them (7 of 12 without), group ARI 0.94 (0.75).
 """
 
 from __future__ import annotations

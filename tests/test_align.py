@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from affinitomo.cluster.align import AlignOptions, align_group, average_in_frame
+from affinitomo.cluster.align import AlignOptions, align_unknown_groups, average_in_frame
 from affinitomo.errors import InputError
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import random_matrices, rotate_volume
@@ -20,7 +20,8 @@ def test_a_group_aligns_to_itself_without_a_template():
     stack = np.stack([rotate_volume(phantom, r) for r in true])
     stack = stack + rng.normal(scale=0.5 * stack.std(), size=stack.shape)
     opts = AlignOptions(align_starts=2, align_rounds=3, align_no_wedge=True)
-    rotation, reference, score = align_group(stack.astype(np.float32), 10.0, opts)
+    aligned, _ = align_unknown_groups(stack.astype(np.float32), np.zeros(count, dtype=np.int64), 10.0, opts)
+    rotation, reference, score = aligned[0]["rotation"], aligned[0]["reference"], aligned[0]["score"]
     err = pose_error(rotation, true, np.zeros(count, dtype=str))["per_class"][""]["median_deg"]
     assert err < 10.0, err
     assert 0 < score <= 1 and reference.shape == (n, n, n)

@@ -152,24 +152,14 @@ def match_references(stack: Any, rows: np.ndarray, references: np.ndarray, voxel
     return scores, rotations
 
 
-def align_group(volumes: np.ndarray, voxel_size: float, options: AlignOptions | None = None,
-                device: str = "cpu") -> tuple[np.ndarray, np.ndarray, float]:
-    """(rotation (N, 3, 3) per member, final reference, mean final score) of one group."""
-    opts = options or AlignOptions()
-    volumes = np.asarray(volumes, dtype=np.float32)
-    reference, _ = build_reference(volumes, voxel_size, opts, device=device)
-    scores, rotations = match_references(volumes, np.arange(len(volumes)), reference[None], voxel_size, opts, device)
-    return rotations[:, 0], reference, float(scores[:, 0].mean())
-
-
 def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, options: AlignOptions,
                          device: str = "cpu") -> tuple[dict[int, dict[str, Any]], np.ndarray]:
     """Align every group (``groups``: an id per stack row, -1 for rows of no unknown group) of at
     least ``align_min_particles`` members; with ``align_reassign`` each of their members then goes
     to the group whose reference it matches best, at that match's pose.
 
-    Returns (per group id: ``rows`` (stack rows), ``rotation`` (per row) and ``score`` (mean),
-    the groups after reassignment).
+    Returns (per group id: ``rows`` (stack rows), ``rotation`` (per row), ``score`` (mean),
+    ``reference`` and ``moved_in``; the groups after reassignment).
     """
     from tqdm import tqdm
 
@@ -206,6 +196,6 @@ def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, opti
     for i, g in enumerate(ids):
         mine = best == i
         if mine.any():
-            out[g] = {"rows": rows[mine], "rotation": rotations[mine, i],
-                      "score": float(scores[mine, i].mean()), "moved_in": int(np.sum(mine & (own != i)))}
+            out[g] = {"rows": rows[mine], "rotation": rotations[mine, i], "score": float(scores[mine, i].mean()),
+                      "reference": references[i], "moved_in": int(np.sum(mine & (own != i)))}
     return out, out_groups

@@ -194,6 +194,13 @@ def gmm_labels(x: np.ndarray, opts: ClusterOptions, k_max: int) -> tuple[np.ndar
     return best.predict(x), info
 
 
+def standardize_columns(x: np.ndarray) -> np.ndarray:
+    """Columns shifted to zero mean and scaled to unit standard deviation (constant columns: shift only)."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
 def cluster_counts(labels: np.ndarray) -> dict[str, int]:
     """``n_clusters`` and ``n_noise`` (-1) of labels numbered 0.."""
     labels = np.asarray(labels)
@@ -208,8 +215,7 @@ def cluster_points(x: np.ndarray, opts: ClusterOptions | None = None,
     if x.ndim != 2 or len(x) == 0:
         raise InputError(None, "points", f"a non-empty (N, D) array, got {x.shape}")
     if opts.standardize:
-        sd = x.std(axis=0)
-        x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        x = standardize_columns(x)
     k_max = opts.k_max or max(10, n_known + 5)
     info: dict[str, Any] = {"method": opts.method, "space": opts.space}
     if len(x) < 3:

@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 
 from affinitomo.cluster.align import AlignOptions, build_reference, match_references
-from affinitomo.cluster.clustering import ClusterOptions, cluster_points
+from affinitomo.cluster.clustering import ClusterOptions, cluster_points, standardize_columns
 
 log = logging.getLogger(__name__)
+
 
 def regroup_unknown(stack: Any, features: np.ndarray, unknown: np.ndarray, voxel_size: float,
                     cluster: ClusterOptions, align: AlignOptions,
@@ -68,9 +69,7 @@ def regroup_unknown(stack: Any, features: np.ndarray, unknown: np.ndarray, voxel
         log.info("regroup: subgroup of %d particles, reference score %.3f", members.size, score)
         references.append(reference)
     scores, _ = match_references(stack, rows, np.stack(references), voxel_size, align, device)
-    sd = scores.std(axis=0)
-    z = (scores - scores.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    labels, found = cluster_points(np.hstack([x, z]), cluster)
+    labels, found = cluster_points(np.hstack([x, standardize_columns(scores)]), cluster)
     info.update(references=len(references), n_groups=found["n_clusters"], n_noise=found["n_noise"])
     log.info("regroup: %d unknown particles, %d subgroups, %d references -> %d groups", len(rows), len(ids),
              len(references), found["n_clusters"])

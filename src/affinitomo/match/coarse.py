@@ -1,4 +1,5 @@
-"""Global search on maps binned by 2: every particle against every template rotation of an SO(3) grid.
+"""Global search on maps of half the box (binned by 2, or the central crop): every particle against
+every template rotation of an SO(3) grid.
 
 Scores are the NCC of :mod:`.filters` at a few integer shifts around the box centre, computed as
 one matrix product of normalised spectra (particle spectra times the shift phase, against the
@@ -27,6 +28,12 @@ def bin2(stack: torch.Tensor) -> torch.Tensor:
     return F.avg_pool3d(stack[:, None, :even, :even, :even], kernel_size=2, stride=2)[:, 0]
 
 
+def crop_centre(stack: torch.Tensor, m: int) -> torch.Tensor:
+    """The central m^3 of (B, n, n, n) volumes, its centre voxel m // 2 at the box's n // 2."""
+    start = stack.shape[-1] // 2 - m // 2
+    return stack[..., start : start + m, start : start + m, start : start + m]
+
+
 def shift_offsets(radius: float) -> np.ndarray:
     """Integer shifts (z, y, x) with length <= ``radius`` (the zero shift first)."""
     r = int(math.floor(radius + 1e-9))
@@ -36,9 +43,9 @@ def shift_offsets(radius: float) -> np.ndarray:
 
 
 class CoarseSearch:
-    """Global rotation search of templates (C, n, n, n) at bin 2 for one grid."""
+    """Global rotation search of templates (C, m, m, m), reduced like the particles, for one grid."""
 
-    def __init__(self, scorer: FourierScorer, templates_binned: torch.Tensor, grid: np.ndarray, shift_radius: float):
+    def __init__(self, scorer: FourierScorer, templates_reduced: torch.Tensor, grid: np.ndarray, shift_radius: float):
         self.scorer = scorer
         n = scorer.size
         self.sel = (scorer.filter.expand(n, n, n // 2 + 1) > 0).reshape(-1)
@@ -50,7 +57,7 @@ class CoarseSearch:
         self.offsets = shift_offsets(shift_radius)
         o = torch.as_tensor(self.offsets, dtype=torch.float32, device=scorer.device)
         self.phase = torch.polar(torch.ones(len(o), len(k), device=scorer.device), 2 * math.pi * (o @ k.T) / n)
-        self.templates = templates_binned
+        self.templates = templates_reduced
         self.grid = grid
         self.grid_t = torch.as_tensor(grid, dtype=torch.float32, device=scorer.device)
 
@@ -65,9 +72,9 @@ class CoarseSearch:
             out.append(torch.cat([spec.real, spec.imag], dim=1))
         return torch.cat(out)
 
-    def particle_spectra(self, particles_binned: torch.Tensor) -> torch.Tensor:
+    def particle_spectra(self, particles_reduced: torch.Tensor) -> torch.Tensor:
         """Real representation (B, S, 2K) of the normalised particle spectra at every shift."""
-        spec = self._flat(particles_binned)[:, None, :] * self.phase[None]
+        spec = self._flat(particles_reduced)[:, None, :] * self.phase[None]
         return torch.cat([spec.real, spec.imag], dim=2)
 
     def top(self, x: torch.Tensor, y: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

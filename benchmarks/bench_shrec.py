@@ -182,9 +182,13 @@ def matching(p: dict[str, Path]) -> tuple[Path, float]:
 
 
 def run_tm(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, Any]:
-    """Template matching; its unknowns form one group (it cannot tell unknown molecules apart)."""
-    from affinitomo.evaluate import evaluate
-    from affinitomo.io.particles import read_particles
+    """Template matching; its unknowns form one group (it cannot tell unknown molecules apart). Pose
+    error: of the held-out particles whose best template is their own class (the pose of another
+    template means nothing)."""
+    from affinitomo.cluster.pipeline import truth_for
+    from affinitomo.evaluate import evaluate, pose_error
+    from affinitomo.geometry import euler_to_matrix
+    from affinitomo.io.particles import ANGLES, read_particles
 
     out, seconds = matching(p)
     res = read_particles(out / "particles.star")
@@ -193,6 +197,10 @@ def run_tm(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, An
     groups = np.where(assigned == "unknown", len(known) + 1, res["rlnClassNumber"].to_numpy())
     ev = ~labelled
     metrics = evaluate(truth[ev], assigned[ev], groups[ev], groups[ev], known)
+    true_angles = truth_for(res, p["data"] / "truth.star")[ANGLES].to_numpy(float)
+    own = ev & (res["afmMatchTemplate"].to_numpy().astype(str) == truth) & np.isfinite(true_angles).all(1)
+    metrics["pose_error"] = pose_error(euler_to_matrix(*res[ANGLES].to_numpy(float)[own].T),
+                                       euler_to_matrix(*true_angles[own].T), truth[own])
     return {**summarise(metrics, known, unknown), "seconds": _timed(out, "match", seconds)}
 
 

@@ -91,13 +91,18 @@ class CoarseLevel:
     voxel: float  # voxel size of the reduced maps, Å
 
 
+def crop_radius(n: int, max_shift: float) -> float:
+    """The largest template radius (voxels) searched on the central crop of a box of n: half the
+    crop less ``max_shift``."""
+    return ((n - n % 2) // 2) / 2 - max_shift
+
+
 def coarse_kinds(n: int, voxel_size: float, radii: np.ndarray, max_shift: float) -> np.ndarray:
     """Per template, the maps of its coarse search: 'full' for boxes under 32, else 'crop' when the
-    template's radius plus ``max_shift`` (voxels) fits in half the central crop, else 'bin'."""
+    template's radius (Å) is at most :func:`crop_radius`, else 'bin'."""
     if n < 32:
         return np.full(len(radii), "full")
-    half_crop = ((n - n % 2) // 2) / 2
-    return np.where(np.asarray(radii) / voxel_size + max_shift <= half_crop, "crop", "bin")
+    return np.where(np.asarray(radii) / voxel_size <= crop_radius(n, max_shift) + 1e-6, "crop", "bin")
 
 
 def coarse_levels(templates: torch.Tensor, voxel_size: float, radii: np.ndarray, opts: SearchOptions,

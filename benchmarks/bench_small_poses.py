@@ -1,0 +1,108 @@
+"""Poses of small molecules: the coarse search on the central crop against the binned box.
+
+Reads a data folder of ``bench_shrec.py`` (``--work``/``snr<SNR>_split<S>``: its simulated data and
+extracted stack) and, per class given, takes its particles (true classes from ``truth.star``):
+
+- template matching (``affinitomo.match.search.match_stack``) against the class's own map from
+  the shared ``maps_10A`` (the first ``--match-particles``), median pose error against the truth;
+- the group alignment of unknown groups (``affinitomo.cluster.align.build_reference``, then one
+  match of every particle against the reference, default ``AlignOptions``), median error after one
+  global rotation (``affinitomo.evaluate.pose_error``), and the mean score.
+
+Each both with the search as it is (``crop``: small templates and all group references on the
+central crop at full resolution) and with every coarse search on the box binned by 2
+(``binned``: the search before 2026-12-01, by forcing ``coarse_kinds``). Usage::
+
+    python benchmarks/bench_shrec.py --snr 0.1 --split 0 --variants tm --work /tmp/shrec_bench
+    python benchmarks/bench_small_poses.py --data /tmp/shrec_bench/snr0.1_split0 --classes 1s3x 4cr2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+import affinitomo.match.search as search
+from affinitomo.cluster.align import AlignOptions, _search_radius, build_reference
+from affinitomo.evaluate import pose_error
+from affinitomo.geometry import angular_distance, euler_to_matrix
+from affinitomo.io.particles import ANGLES, read_particles
+from affinitomo.match.templates import load_templates
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def coarse(kind: str) -> Iterator[None]:
+    """'crop': the search as it is; 'binned': every coarse search of boxes >= 32 on the binned box."""
+    original = search.coarse_kinds
+    if kind == "binned":
+        search.coarse_kinds = lambda n, v, r, s: np.where(original(n, v, r, s) == "crop", "bin", original(n, v, r, s))
+    try:
+        yield
+    finally:
+        search.coarse_kinds = original
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a bench_shrec.py folder snr<SNR>_split<S>")
+    parser.add_argument("--classes", nargs="+", default=["1s3x", "4cr2"])
+    parser.add_argument("--match-particles", type=int, default=60)
+    parser.add_argument("--skip-alignment", action="store_true")
+    a = parser.parse_args()
+    maps = Path(os.environ.get("AFFINITOMO_SHARED_DATA", REPO.parent / "shared" / "data")) / "templates" / "maps_10A"
+    if not (a.data / "extract" / "subtomos.npy").exists() or not maps.is_dir():
+        print(f"skipped: no extracted stack under {a.data} or no maps in {maps}")
+        return 0
+    stack = np.load(a.data / "extract" / "subtomos.npy", mmap_mode="r")
+    table = read_particles(a.data / "extract" / "particles.star")
+    truth = read_particles(a.data / "data" / "truth.star").set_index("afmParticleId")
+    ids = table["afmParticleId"].to_numpy()
+    names = truth.loc[ids, "afmClassName"].to_numpy().astype(str)
+    voxel = float(table["afmPixelSize"].iloc[0])
+    opts = AlignOptions()
+    out = []
+    for name in a.classes:
+        rows = np.flatnonzero(names == name)
+        true = euler_to_matrix(*truth.loc[ids[rows], ANGLES].to_numpy(float).T)
+        volumes = np.asarray(stack[rows], dtype=np.float32)
+        folder = a.data / f"_template_{name}"
+        folder.mkdir(exist_ok=True)
+        if not (folder / f"{name}.mrc").exists():
+            (folder / f"{name}.mrc").symlink_to(maps / f"{name}.mrc")
+        _, template, radius = load_templates(folder, voxel, stack.shape[-1], search.SearchOptions().resolution)
+        for kind in ("binned", "crop"):
+            row = {"class": name, "search": kind, "n": len(rows)}
+            with coarse(kind):
+                t0 = time.perf_counter()
+                m = min(a.match_particles, len(rows))
+                found = search.match_stack(volumes[:m], template, voxel, radius, progress=False)
+                err = angular_distance(found.matrices[:, 0], true[:m])
+                row["match"] = {"median_deg": round(float(np.median(err)), 1),
+                                "within_15deg": round(float(np.mean(err < 15)), 2),
+                                "seconds": round(time.perf_counter() - t0, 1)}
+                if not a.skip_alignment:
+                    t0 = time.perf_counter()
+                    reference, _ = build_reference(volumes, voxel, opts)
+                    r = _search_radius(stack.shape[-1], voxel, opts.search().max_shift)
+                    aligned = search.match_stack(volumes, reference[None], voxel, r, opts.search(), progress=False)
+                    pe = pose_error(aligned.matrices[:, 0], true, np.array([name] * len(rows)))["per_class"][name]
+                    row["group_alignment"] = {"median_deg": round(pe["median_deg"], 1),
+                                              "within_30deg": pe["fraction_below_30deg"],
+                                              "mean_score": round(float(aligned.scores[:, 0].mean()), 3),
+                                              "seconds": round(time.perf_counter() - t0, 1)}
+            print(json.dumps(row), flush=True)
+            out.append(row)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

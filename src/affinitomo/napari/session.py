@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,9 @@ from affinitomo.napari.features import UNKNOWN, UNLABELLED, ClassPalette, partic
 from affinitomo.napari.particle_view import align_to_reference, box_size_for, crop_box
 from affinitomo.napari.reconstruction import Reconstructor
 from affinitomo.napari.selection import medoid
+
+if TYPE_CHECKING:
+    from affinitomo.io.stacks import StackRows
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +290,7 @@ class ReviewSession:
         index = int(self._stack_index[int(row)])
         return index if index >= 0 else None
 
-    def _stacks(self) -> "StackRows | None":
+    def _stacks(self) -> StackRows | None:
         """run.json's stack(s) as one row set, or None when absent or unreadable."""
         from affinitomo.io.stacks import open_stacks
 
@@ -299,7 +303,7 @@ class ReviewSession:
             log.warning("%s", exc)
             return None
 
-    def _map_stack(self, stacks: "StackRows") -> np.ndarray:
+    def _map_stack(self, stacks: StackRows) -> np.ndarray:
         from affinitomo.io.particles import read_particles
 
         n = len(stacks)

@@ -18,9 +18,7 @@ from pathlib import Path
 from affinitomo.cluster.pipeline import truth_for
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import euler_to_matrix
-from affinitomo.io.particles import read_particles
-
-ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
+from affinitomo.io.particles import ANGLES, read_particles
 
 
 def main() -> None:

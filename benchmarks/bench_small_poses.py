@@ -7,7 +7,8 @@ extracted stack) and, per class given, takes its particles (true classes from ``
   the shared ``maps_10A`` (the first ``--match-particles``), median pose error against the truth;
 - the group alignment of unknown groups (``affinitomo.cluster.align.build_reference``, then one
   match of every particle against the reference, default ``AlignOptions``), median error after one
-  global rotation (``affinitomo.evaluate.pose_error``), and the mean score.
+  global rotation (``affinitomo.evaluate.pose_error``), and the mean score; with the references
+  masked around the molecule (``align_mask``, the default) and without.
 
 Each both with the search as it is (``crop``: small templates and all group references on the
 central crop at full resolution) and with every coarse search on the box binned by 2
@@ -68,7 +69,6 @@ def main() -> int:
     ids = table["afmParticleId"].to_numpy()
     names = truth.loc[ids, "afmClassName"].to_numpy().astype(str)
     voxel = float(table["afmPixelSize"].iloc[0])
-    opts = AlignOptions()
     out = []
     for name in a.classes:
         rows = np.flatnonzero(names == name)
@@ -89,16 +89,17 @@ def main() -> int:
                 row["match"] = {"median_deg": round(float(np.median(err)), 1),
                                 "within_15deg": round(float(np.mean(err < 15)), 2),
                                 "seconds": round(time.perf_counter() - t0, 1)}
-                if not a.skip_alignment:
+                for masked in (True, False) if not a.skip_alignment else ():
                     t0 = time.perf_counter()
+                    opts = AlignOptions(align_mask=masked)
                     reference, _ = build_reference(volumes, voxel, opts)
                     r = _search_radius(stack.shape[-1], voxel, opts.search().max_shift)
                     aligned = search.match_stack(volumes, reference[None], voxel, r, opts.search(), progress=False)
                     pe = pose_error(aligned.matrices[:, 0], true, np.array([name] * len(rows)))["per_class"][name]
-                    row["group_alignment"] = {"median_deg": round(pe["median_deg"], 1),
-                                              "within_30deg": pe["fraction_below_30deg"],
-                                              "mean_score": round(float(aligned.scores[:, 0].mean()), 3),
-                                              "seconds": round(time.perf_counter() - t0, 1)}
+                    row["group_alignment" if masked else "group_alignment_unmasked"] = {
+                        "median_deg": round(pe["median_deg"], 1), "within_30deg": pe["fraction_below_30deg"],
+                        "mean_score": round(float(aligned.scores[:, 0].mean()), 3),
+                        "seconds": round(time.perf_counter() - t0, 1)}
             print(json.dumps(row), flush=True)
             out.append(row)
     return 0

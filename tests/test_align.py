@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from affinitomo.cluster.align import AlignOptions, align_unknown_groups, average_in_frame
+from affinitomo.cluster.align import AlignOptions, align_unknown_groups, average_in_frame, masked_reference, reference_mask
 from affinitomo.errors import InputError
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import random_matrices, rotate_volume
@@ -27,6 +27,30 @@ def test_a_group_aligns_to_itself_without_a_template():
     assert 0 < score <= 1 and reference.shape == (n, n, n)
     # The average in the found frame resembles the phantom (up to the global rotation).
     assert np.corrcoef(average_in_frame(stack, rotation).ravel(), reference.ravel())[0, 1] > 0.9
+
+
+def test_the_reference_mask_covers_the_molecule_and_drops_the_background():
+    rng = np.random.default_rng(1)
+    n = 32
+    phantom = asymmetric_phantom(n)
+    noisy = phantom + rng.normal(scale=0.1 * phantom.max(), size=phantom.shape)  # an average of a few dozen
+    mask = reference_mask(noisy, 10.0, 20.0)
+    assert mask is not None and mask.shape == (n, n, n) and 0 <= mask.min() and mask.max() == 1
+    assert np.sum(phantom ** 2 * (mask > 0.5)) > 0.95 * np.sum(phantom ** 2)  # the molecule is inside
+    assert np.mean(mask > 0) < 0.15  # most of the box (background noise) is not
+    assert mask[0, 0, 0] == 0 and mask[n // 2, n // 2, n // 2] == 1
+    masked = masked_reference(noisy, 10.0, AlignOptions())
+    assert abs(masked.std() - 1) < 1e-3 and np.all(masked[mask == 0] == masked[0, 0, 0])
+
+
+def test_no_mask_where_nothing_stands_out_and_none_when_switched_off():
+    assert reference_mask(np.ones((32, 32, 32)), 10.0, 20.0) is None  # no molecule above a background
+    noisy = asymmetric_phantom(32) + np.random.default_rng(0).normal(scale=0.05, size=(32, 32, 32))
+    unmasked = masked_reference(noisy, 10.0, AlignOptions(align_mask=False))
+    masked = masked_reference(noisy, 10.0, AlignOptions())
+    assert np.mean(unmasked == unmasked[0, 0, 0]) < 0.01  # the background noise stays
+    assert np.mean(masked == masked[0, 0, 0]) > 0.8  # the background is flat
+    assert np.corrcoef(masked.ravel(), unmasked.ravel())[0, 1] > 0.8
 
 
 @pytest.mark.parametrize("bad", [{"align_starts": 0}, {"align_rounds": 1.5}, {"align_resolution": -1},

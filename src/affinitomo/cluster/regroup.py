@@ -18,6 +18,11 @@ classification, the references come from the data:
 4. the unknown particles are clustered again (the grouping's own options) on their features
    together with the standardised reference scores.
 
+The subgroup references are not masked (``align_mask``): a masked reference keeps the molecule's
+core, where near-twins agree, and at SNR 0.03 (split 2) the regrouping then merged 3gl1 and 3h84
+into one group, which the unmasked references had kept apart; the final groups' references, which
+give the poses and the reassignment, are masked.
+
 Two subgroups of one molecule give similar references, so their scores agree and the final
 clustering joins them again; subgroups of different molecules give references that separate
 them. Measured on the SHREC-like set (``benchmarks/bench_shrec.py``, ``docs/benchmarks.md``), SNR
@@ -62,13 +67,14 @@ def regroup_unknown(stack: Any, features: np.ndarray, unknown: np.ndarray, voxel
         info["skipped"] = f"{len(big)} subgroup(s) of at least {align.align_min_particles} particles"
         return None, info
     references = []
+    unmasked = replace(align, align_mask=False)
     for g in tqdm(big, desc="regroup: subgroup references", unit="group"):
         members = rows[split == g]  # increasing, as the stack is read best
-        reference, score = build_reference(np.asarray(stack[members], dtype=np.float32), voxel_size, align,
+        reference, score = build_reference(np.asarray(stack[members], dtype=np.float32), voxel_size, unmasked,
                                            starts=1, device=device)
         log.info("regroup: subgroup of %d particles, reference score %.3f", members.size, score)
         references.append(reference)
-    scores, _ = match_references(stack, rows, np.stack(references), voxel_size, align, device)
+    scores, _ = match_references(stack, rows, np.stack(references), voxel_size, unmasked, device)
     labels, found = cluster_points(np.hstack([x, standardize_columns(scores)]), cluster)
     info.update(references=len(references), n_groups=found["n_clusters"], n_noise=found["n_noise"])
     log.info("regroup: %d unknown particles, %d subgroups, %d references -> %d groups", len(rows), len(ids),

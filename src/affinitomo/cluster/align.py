@@ -77,6 +77,7 @@ class AlignOptions:
     align_no_wedge: bool = False
     align_mask: bool = True  # mask each reference around its molecule (reference_mask) before matching
     align_reassign: bool = True  # each member of an aligned group goes to the group whose reference it matches best
+    align_compete: bool = True  # known classes' averages and unknown groups' references compete (cluster.compete)
     align_regroup: bool = True  # regroup the unknown particles by scores against their subgroups' references
     align_regroup_resolution: float = 1.0  # Louvain resolution of the over-split that makes those references
     align_regroup_references: int = 16  # at most this many references (the largest subgroups)

@@ -103,6 +103,20 @@ def truth_for(table: pd.DataFrame, truth_path: str | Path) -> pd.DataFrame:
     return matched
 
 
+def moved_clusters(clusters: np.ndarray, before: np.ndarray, after: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Cluster ids after known classes and unknown groups competed: a row moved into a group takes the
+    group's id; a row moved into a known class the most common id among that class's other rows."""
+    clusters = np.asarray(clusters, dtype=np.int64).copy()
+    changed = np.asarray(before).astype(str) != np.asarray(after).astype(str)
+    into_group = changed & (after == UNKNOWN)
+    clusters[into_group] = groups[into_group]
+    for name in np.unique(after[changed & (after != UNKNOWN)]):
+        stay = (after == name) & ~changed
+        ids, counts = np.unique(clusters[stay], return_counts=True)
+        clusters[changed & (after == name)] = ids[counts.argmax()] if ids.size else -1
+    return clusters
+
+
 @dataclass
 class Classified:
     """Known classes with the open set, per particle, and what produced them."""
@@ -288,6 +302,18 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
 
         aligned, groups = align_unknown_groups(stack, np.where(unknown, clusters, -1), voxel, options.align, device)
         clusters = np.where(unknown, groups, clusters)
+    competed = None
+    if aligned and matched is not None and options.align.align_compete:
+        from affinitomo.cluster.compete import class_references, compete
+
+        references = class_references(stack, labels, labelled, matched.template, matched.rotation, voxel,
+                                      options.align)
+        competed = compete(stack, cl.assigned, np.where(unknown, clusters, -1), labelled, references, aligned,
+                           matched.template, voxel, options.align, UNKNOWN, device)
+        clusters = moved_clusters(clusters, cl.assigned, competed.assigned, competed.groups)
+        cl.assigned = competed.assigned.astype(str)
+        unknown = cl.assigned == UNKNOWN
+        cluster_info["compete"] = competed.counts
     numbers, classes = class_numbers(cl.known, cl.assigned, clusters, cl.trained)
     rotation, pose_source = combine_poses(cl.assigned, cl.trained, latents.rotation, matched,
                                           table[ANGLES].to_numpy(float))
@@ -295,8 +321,12 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
         if rotation is None:
             rotation = euler_to_matrix(*table[ANGLES].to_numpy(float).T)
         for group in aligned.values():
-            rotation[group["rows"]] = group["rotation"]
-            pose_source[group["rows"]] = "group"
+            rows = group["rows"][unknown[group["rows"]]]  # not moved into a known class
+            rotation[rows] = group["rotation"][unknown[group["rows"]]]
+            pose_source[rows] = "group"
+        if competed is not None:
+            rotation[competed.into_groups] = competed.rotation
+            pose_source[competed.into_groups] = "group"
     angles = None
     if rotation is not None:  # rows whose pose is the input's keep its angles as given
         angles = table[ANGLES].to_numpy(float).copy()

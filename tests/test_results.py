@@ -179,3 +179,30 @@ def test_cli_cluster(tmp_path, synthetic, capsys):
     bad = args[:-1] + ['{"method": "kmeans", "classifierr": "logistic"}']
     assert main(bad) == 2
     assert "classifierr" in capsys.readouterr().err
+
+
+def test_known_classes_and_unknown_groups_compete_with_match_poses(tmp_path, synthetic):
+    """With the stack and template matching's poses, cluster.compete runs after the group alignment:
+    whatever moves, labelled particles keep their labels, group poses go with 'unknown' and the
+    class table counts every particle."""
+    paths = write_inputs(tmp_path / "in", synthetic)
+    rng = np.random.default_rng(1)
+    n = len(synthetic.mu)
+    np.save(tmp_path / "in" / "subtomos.npy", rng.normal(size=(n, 8, 8, 8)).astype(np.float32))
+    best = np.where(synthetic.table["afmClassName"].to_numpy() != "", synthetic.table["afmClassName"].to_numpy(),
+                    np.asarray(KNOWN, dtype=object)[rng.integers(len(KNOWN), size=n)])
+    match = synthetic.table.assign(afmMatchTemplate=best, rlnAngleRot=rng.uniform(-180, 180, n),
+                                   rlnAngleTilt=rng.uniform(0, 180, n), rlnAnglePsi=rng.uniform(-180, 180, n))
+    write_particles(tmp_path / "in" / "match.star", match)
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "out", truth_path=paths["truth"],
+                matrix_path=paths["matrix"], stack_path=tmp_path / "in" / "subtomos.npy",
+                match_poses=tmp_path / "in" / "match.star")
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(metrics["clustering"]["compete"]) == {"to_groups", "to_classes"}
+    df = read_particles(tmp_path / "out" / "particles.star")
+    labelled = synthetic.table["afmClassName"].to_numpy() != ""
+    assert (df.loc[labelled, "afmClassName"].to_numpy() == synthetic.table.loc[labelled, "afmClassName"]).all()
+    group = df["afmPoseSource"].to_numpy() == "group"
+    assert group.any() and (df.loc[group, "afmClassName"] == "unknown").all()
+    assert (df.loc[df["afmPoseSource"] == "match", "afmClassName"] != "unknown").all()
+    assert pd.read_csv(tmp_path / "out" / "classes.csv")["count"].sum() == n

@@ -137,16 +137,17 @@ def reference_mask(reference: np.ndarray, voxel_size: float, resolution: float) 
     low = lowpass(np.asarray(reference, dtype=np.float64), voxel_size, resolution)
     r = np.sqrt(((np.indices(reference.shape) - n // 2) ** 2).sum(0))
     outer = low[r > 0.4 * n]
-    blobs, count = ndimage.label(low > np.median(outer) + MASK_SIGMAS * outer.std())
+    level = float(np.median(outer))
+    blobs, count = ndimage.label(low > level + MASK_SIGMAS * outer.std())
     if count == 0:
         return None
-    inside = ndimage.sum(np.where(r < n / 4, low - np.median(outer), 0.0), blobs, index=np.arange(1, count + 1))
+    inside = ndimage.sum(np.where(r < n / 4, low - level, 0.0), blobs, index=np.arange(1, count + 1))
     keep = ndimage.binary_dilation(blobs == 1 + int(np.argmax(inside)),
                                    iterations=max(1, int(np.ceil(resolution / voxel_size / 2))))
     if keep.mean() > 0.5:
         return None
     d = ndimage.distance_transform_edt(~keep)
-    return np.where(d < MASK_EDGE, 0.5 * (1 + np.cos(np.pi * np.minimum(d, MASK_EDGE) / MASK_EDGE)), 0.0)
+    return np.where(d < MASK_EDGE, 0.5 * (1 + np.cos(np.pi * d / MASK_EDGE)), 0.0)
 
 
 def masked_reference(volume: np.ndarray, voxel_size: float, options: AlignOptions) -> np.ndarray:

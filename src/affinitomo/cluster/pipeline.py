@@ -308,8 +308,8 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
 
         references = class_references(stack, labels, labelled, matched.template, matched.rotation, voxel,
                                       options.align)
-        competed = compete(stack, cl.assigned, np.where(unknown, clusters, -1), labelled, references, aligned,
-                           matched.template, voxel, options.align, UNKNOWN, device)
+        competed = compete(stack, cl.assigned, groups, labelled, references, aligned, matched.template, voxel,
+                           options.align, UNKNOWN, device)
         clusters = moved_clusters(clusters, cl.assigned, competed.assigned, competed.groups)
         cl.assigned = competed.assigned.astype(str)
         unknown = cl.assigned == UNKNOWN
@@ -321,9 +321,9 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
         if rotation is None:
             rotation = euler_to_matrix(*table[ANGLES].to_numpy(float).T)
         for group in aligned.values():
-            rows = group["rows"][unknown[group["rows"]]]  # not moved into a known class
-            rotation[rows] = group["rotation"][unknown[group["rows"]]]
-            pose_source[rows] = "group"
+            stays = unknown[group["rows"]]  # not moved into a known class
+            rotation[group["rows"][stays]] = group["rotation"][stays]
+            pose_source[group["rows"][stays]] = "group"
         if competed is not None:
             rotation[competed.into_groups] = competed.rotation
             pose_source[competed.into_groups] = "group"

@@ -91,6 +91,10 @@ class AlignOptions:
             value = getattr(opts, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(source, name, f"a positive integer, got {value!r}")
+        for name in ("align_unknown", "align_no_wedge", "align_mask", "align_reassign", "align_compete",
+                     "align_regroup"):
+            if not isinstance(getattr(opts, name), bool):
+                raise InputError(source, name, f"true or false, got {getattr(opts, name)!r}")
         if not isinstance(opts.align_resolution, (int, float)) or not opts.align_resolution > 0:
             raise InputError(source, "align_resolution", f"a positive number of Å, got {opts.align_resolution!r}")
         if not isinstance(opts.align_regroup_resolution, (int, float)) or not opts.align_regroup_resolution > 0:

@@ -65,9 +65,9 @@ PIPELINE = {
 }
 VARIANTS = ("tm", "tm+classifier", *PIPELINE)
 #: Imaging of workflow/configs/shrec.yaml, as `affinitomo simulate` flags.
+CTF = ["--defocus-um", "3.0", "--voltage-kv", "300", "--cs-mm", "2.7", "--amplitude-contrast", "0.07"]
 IMAGING = ["--imaging", "tiltseries", "--tilt-min", "-60", "--tilt-max", "60", "--tilt-step", "3",
-           "--contrast", "dark", "--defocus-um", "3.0", "--voltage-kv", "300", "--cs-mm", "2.7",
-           "--amplitude-contrast", "0.07"]
+           "--contrast", "dark", *CTF]
 CLI = [sys.executable, "-m", "affinitomo"]
 
 
@@ -173,11 +173,13 @@ def summarise(metrics: dict[str, Any], known: list[str], unknown: list[str]) -> 
 
 
 def matching(p: dict[str, Path]) -> tuple[Path, float]:
-    """Template matching of one (SNR, split), once: (its folder, seconds if it ran now)."""
-    out = p["root"] / "tm"
+    """Template matching of one (SNR, split), once, with the tomograms' CTF on the templates, as the
+    workflow does: (its folder, seconds if it ran now). Folder ``tm_ctf``: runs before the CTF
+    weighting (2026-12-02) wrote ``tm``, which is not reused."""
+    out = p["root"] / "tm_ctf"
     seconds = step(out / "scores.csv", ["match", "--stack", p["extract"] / "subtomos.npy", "--particles",
                                         p["extract"] / "particles.star", "--templates", p["data"] / "templates",
-                                        "--out", out, "--no-progress"], out / "match.log")
+                                        "--out", out, *CTF, "--no-progress"], out / "match.log")
     return out, seconds
 
 

@@ -214,3 +214,59 @@ def test_bad_inputs_raise_and_write_nothing(tmp_path):
         match_particles(tmp_path / "subtomos.npy", tmp_path / "particles.star", tdir, out,
                         MatchOptions(unknown_percentile=150), progress=False)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_ctf_volume_is_the_radial_ctf_and_its_magnitude_when_phase_flipped():
+    from affinitomo.simulate.ctf import CtfParameters, ctf, ctf_zeros
+
+    params = CtfParameters(defocus_um=3.0)
+    n = 32
+    vol = params.volume(n, VOXEL)
+    assert vol.shape == (n, n, n // 2 + 1)
+    assert np.isclose(vol[0, 0, 5], ctf(np.array(5 / (n * VOXEL)), 3.0)) and np.isclose(vol[5, 0, 0], vol[0, 0, 5])
+    assert np.isclose(vol[0, 3, 4], vol[0, 0, 5])  # |k| = 5 in another direction
+    first_zero = ctf_zeros(1, 3.0)[0]
+    assert 1 / first_zero < 2.5 * VOXEL  # 3 µm: the sign flips inside the band up to 20 Å
+    assert vol.min() < 0 and np.allclose(CtfParameters(3.0, phase_flip=True).volume(n, VOXEL), np.abs(vol))
+
+
+def test_ctf_weighted_templates_match_particles_that_went_through_the_ctf(tmp_path):
+    """Particles imaged through a CTF whose first zero lies in the working band score higher, and
+    are classified at least as well, against CTF-weighted templates (the CLI's --defocus-um)."""
+    from affinitomo.cli import match as cli
+    from affinitomo.simulate.ctf import CtfParameters
+
+    n = 16
+    templates = [blobs(n, s) for s in (0, 2)]
+    transfer = CtfParameters(defocus_um=3.0).volume(n, VOXEL)
+    through = [np.fft.irfftn(np.fft.rfftn(t) * transfer, s=(n,) * 3, axes=(0, 1, 2)).astype(np.float32) for t in templates]
+    stack, labels, _ = make_particles(through, 6, seed=6, noise=0.5)
+    tdir = write_inputs(tmp_path, templates, ["p", "q"], stack, labels, labelled_fraction=0.0)
+    plain = match_particles(tmp_path / "subtomos.npy", tmp_path / "particles.star", tdir, tmp_path / "plain",
+                            MatchOptions(SearchOptions(angular_step=30.0)), progress=False)
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["--stack", str(tmp_path / "subtomos.npy"), "--particles", str(tmp_path / "particles.star"),
+                              "--templates", str(tdir), "--out", str(tmp_path / "ctf"), "--angular-step", "30",
+                              "--defocus-um", "3", "--device", "cpu", "--no-progress"])
+    assert cli.run(args) == 0
+    table = read_particles(tmp_path / "ctf" / "particles.star")
+    _, weighted = read_scores(tmp_path / "ctf" / "scores.csv", table)
+    rows = np.arange(len(labels))
+    assert weighted[rows, labels].mean() > plain.scores[rows, labels].mean() + 0.05
+    right = np.mean(table["afmClassName"].to_numpy() == np.array(["p", "q"])[labels])
+    assert right >= np.mean(plain.table["afmClassName"].to_numpy() == np.array(["p", "q"])[labels]) and right >= 0.9
+
+
+@pytest.mark.parametrize(("ctf", "field"), [(dict(defocus_um=-1.0), "defocus-um"),
+                                             (dict(amplitude_contrast=1.5), "amplitude-contrast")])
+def test_bad_ctf_raises_naming_the_option_and_writes_nothing(tmp_path, ctf, field):
+    from affinitomo.simulate.ctf import CtfParameters
+
+    n = 16
+    stack, labels, _ = make_particles([blobs(n, 1)], 3, seed=5)
+    tdir = write_inputs(tmp_path, [blobs(n, 1)], ["a"], stack, labels)
+    with pytest.raises(InputError, match=field):
+        match_particles(tmp_path / "subtomos.npy", tmp_path / "particles.star", tdir, tmp_path / "out",
+                        MatchOptions(ctf=CtfParameters(**ctf)), progress=False)
+    assert not (tmp_path / "out").exists()

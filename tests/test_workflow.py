@@ -50,15 +50,19 @@ def test_match_scores_reach_the_cluster_stage_unless_disabled(tmp_path):
     assert "--match-poses results/match/tomo01/particles.star results/match/tomo02/particles.star" in proc.stdout
     assert "--wedge -60 60" in proc.stdout and "--lowpass-A 20.0" in proc.stdout
     assert '"align_wedge": [-60, 60]' in proc.stdout  # the unknown groups' alignment gets the tilt range
+    assert "--defocus-um" not in proc.stdout  # the demo's wedge-only imaging has no CTF to weight templates by
     off = snakemake(tmp_path, write_config(tmp_path, match={"enabled": False}), "-n", "--cores", "1", "-p")
     assert "match" not in job_counts(off.stdout) and "--match-scores" not in off.stdout
 
 
 def test_shrec_config_dry_run_with_sections_left_out(tmp_path):
     """workflow/configs/shrec.yaml (no pick/apply sections: schema defaults fill them) plans 4 tomograms."""
-    proc = snakemake(tmp_path, REPO / "workflow" / "configs" / "shrec.yaml", "-n", "--cores", "1")
+    proc = snakemake(tmp_path, REPO / "workflow" / "configs" / "shrec.yaml", "-n", "--cores", "1", "-p")
     counts = job_counts(proc.stdout)
     assert counts["extract"] == counts["encode"] == 4 and counts["train"] == 1
+    ctf = "--defocus-um 3.0 --voltage-kv 300 --cs-mm 2.7 --amplitude-contrast 0.07"
+    match_jobs = [line for line in proc.stdout.splitlines() if "affinitomo match " in line]
+    assert len(match_jobs) == 4 and all(ctf in line and "--phase-flip" not in line for line in match_jobs)
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,8 @@ def match_options() -> str:
     if m["angular_step"] is not None:
         flags.append(f"--angular-step {m['angular_step']}")
     flags.append(f"--wedge {im['tilt_min']} {im['tilt_max']}" if m["wedge"] else "--no-wedge")
+    if im["model"] == "tiltseries" and im["ctf"]:
+        flags.append(ctf_flags())
     return " ".join(flags)
 
 
@@ -205,14 +207,16 @@ def imaging_options() -> str:
         f"--tilt-min {im['tilt_min']} --tilt-max {im['tilt_max']} --tilt-step {im['tilt_step']}",
         f"--contrast {im['contrast']}",
     ]
-    if im["ctf"]:
-        flags.append(
-            f"--defocus-um {im['defocus_um']} --voltage-kv {im['voltage_kv']} "
-            f"--cs-mm {im['cs_mm']} --amplitude-contrast {im['amplitude_contrast']}"
-        )
-    else:
-        flags.append("--no-ctf")
+    flags.append(ctf_flags() if im["ctf"] else "--no-ctf")
     return " ".join(flags)
+
+
+def ctf_flags() -> str:
+    """The tomograms' CTF from config imaging, as the options of `affinitomo simulate` and `match`."""
+    im = config["imaging"]
+    flags = (f"--defocus-um {im['defocus_um']} --voltage-kv {im['voltage_kv']} "
+             f"--cs-mm {im['cs_mm']} --amplitude-contrast {im['amplitude_contrast']}")
+    return flags + (" --phase-flip" if im["phase_flip"] else "")
 
 
 def final_outputs() -> list[str]:

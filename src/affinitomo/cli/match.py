@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from affinitomo.cli.simulate import add_ctf_arguments, ctf_from_args
 from affinitomo.match import MatchOptions, SearchOptions, match_particles
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wedge.add_argument("--wedge", nargs=2, type=float, default=[-60.0, 60.0], metavar=("MIN", "MAX"),
                        help="tilt range in degrees (tilt axis y, beam z) whose missing wedge is applied to the rotated templates (default -60 60)")
     wedge.add_argument("--no-wedge", action="store_true", help="no missing wedge (e.g. wedge-compensated data)")
+    ctf = parser.add_argument_group("CTF", "the tomograms' CTF, which then weights the templates "
+                                    "(matched filter; set --defocus-um for data reconstructed without CTF correction, "
+                                    "add --phase-flip for phase-flipped data)")
+    add_ctf_arguments(ctf, defocus=None)
     parser.add_argument("--unknown-percentile", type=float, default=5.0,
                         help="'unknown' below this percentile of the labelled particles' own-class scores (default 5; 0 = never)")
     parser.add_argument("--pooled-threshold", action="store_true",
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         resolution=args.lowpass, angular_step=args.angular_step, wedge=None if args.no_wedge else tuple(args.wedge),
         max_shift=args.max_shift, refine_classes=args.refine_classes,
     )
-    opts = MatchOptions(search, unknown_percentile=args.unknown_percentile,
+    opts = MatchOptions(search, ctf=ctf_from_args(args), unknown_percentile=args.unknown_percentile,
                         per_class_threshold=not args.pooled_threshold, device=args.device)
     match_particles(args.stack, args.particles, args.templates, args.out, opts, progress=args.progress)
     log.info("wrote %s and %s", args.out / "particles.star", args.out / "scores.csv")

@@ -9,7 +9,8 @@ tomograms (DIR/subtomos.npy, DIR/particles.star, DIR/truth.star, DIR/simulation.
 
 The imaging options (tilts, CTF, contrast, noise) are defined once, by
 :func:`add_imaging_arguments`, and read back by :func:`imaging_from_args`; other
-verbs that need to describe the imaging of tomograms reuse both.
+verbs that need to describe the imaging of tomograms reuse both (``match`` only the
+CTF's: :func:`add_ctf_arguments`, :func:`ctf_from_args`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,29 @@ import logging
 import sys
 
 from affinitomo.errors import InputError
+from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.simulate.demo import DEMO_BOX, DEMO_PER_CLASS, DEMO_SHAPE, DEMO_TOMOGRAMS, DEMO_VOXEL_SIZE
 from affinitomo.simulate.imaging import DEFAULT_SNR, Imaging
 from affinitomo.simulate.phantoms import DEFAULT_HELD_OUT
 
 log = logging.getLogger(__name__)
+
+
+def add_ctf_arguments(p: argparse.ArgumentParser, *, defocus: float | None) -> None:
+    """The microscope's CTF options (read back by :func:`ctf_from_args`); ``defocus`` None: no CTF unless given."""
+    default = "none" if defocus is None else f"{defocus:g}"
+    p.add_argument("--defocus-um", type=float, default=defocus, help=f"underfocus in µm (default {default})")
+    p.add_argument("--voltage-kv", type=float, default=300.0, help="accelerating voltage in kV (default 300)")
+    p.add_argument("--cs-mm", type=float, default=2.7, help="spherical aberration in mm (default 2.7)")
+    p.add_argument("--amplitude-contrast", type=float, default=0.07, help="amplitude contrast fraction (default 0.07)")
+    p.add_argument("--phase-flip", action="store_true", help="phase-flipped projections (CTF correction) before reconstruction")
+
+
+def ctf_from_args(args: argparse.Namespace) -> CtfParameters | None:
+    """The :class:`CtfParameters` of :func:`add_ctf_arguments`'s options; None without a defocus."""
+    if args.defocus_um is None:
+        return None
+    return CtfParameters(args.defocus_um, args.voltage_kv, args.cs_mm, args.amplitude_contrast, args.phase_flip)
 
 
 def add_imaging_arguments(p: argparse.ArgumentParser, *, imaging: str = "tiltseries", contrast: str = "dark", snr: bool = True) -> None:
@@ -35,11 +54,7 @@ def add_imaging_arguments(p: argparse.ArgumentParser, *, imaging: str = "tiltser
     p.add_argument("--tilt-max", type=float, default=60.0, help="highest tilt, degrees (default 60)")
     p.add_argument("--tilt-step", type=float, default=3.0, help="tilt step, degrees (tiltseries; default 3)")
     p.add_argument("--noise", choices=["gaussian", "poisson"], default="gaussian", help="noise on the projections (tiltseries; default gaussian)")
-    p.add_argument("--defocus-um", type=float, default=3.0, help="underfocus in µm (default 3)")
-    p.add_argument("--voltage-kv", type=float, default=300.0, help="accelerating voltage in kV (default 300)")
-    p.add_argument("--cs-mm", type=float, default=2.7, help="spherical aberration in mm (default 2.7)")
-    p.add_argument("--amplitude-contrast", type=float, default=0.07, help="amplitude contrast fraction (default 0.07)")
-    p.add_argument("--phase-flip", action="store_true", help="phase-flip the projections (CTF correction) before reconstruction")
+    add_ctf_arguments(p, defocus=3.0)
     p.add_argument("--no-ctf", action="store_true", help="no CTF on the projections")
     p.add_argument("--contrast", choices=["bright", "dark"], default=contrast, help=f"protein bright (positive) or dark (x -1, like real data); default {contrast}")
 

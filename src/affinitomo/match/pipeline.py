@@ -16,7 +16,8 @@ from affinitomo.io.particles import ANGLES, read_particles, write_particles
 from affinitomo.match.assign import assign, label_indices, unknown_threshold
 from affinitomo.match.scores import write_scores
 from affinitomo.match.search import SearchOptions, match_stack
-from affinitomo.match.templates import load_templates
+from affinitomo.match.templates import ctf_weighted, load_templates
+from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.similarity.score import default_device
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class MatchOptions:
-    """Search settings plus the open-set rule and the device ('auto', 'cpu', 'cuda')."""
+    """Search settings, the tomograms' CTF (None: not weighted), the open-set rule and the device ('auto', 'cpu', 'cuda')."""
 
     search: SearchOptions = field(default_factory=SearchOptions)
+    ctf: CtfParameters | None = None
     unknown_percentile: float = 5.0
     per_class_threshold: bool = True
     device: str = "auto"
@@ -79,6 +81,7 @@ def match_particles(
 ) -> MatchResult:
     """Classify the stack's particles by template matching; write ``particles.star`` and ``scores.csv``.
 
+    With ``options.ctf``, the templates carry the tomograms' CTF (:func:`.templates.ctf_weighted`).
     Table: the input canonical table with ``afmClassName`` (template name or 'unknown'),
     ``rlnClassNumber`` (1-based in sorted template order, 0 = unknown), ``afmMatchScore``,
     ``afmMatchTemplate`` (the best template, also for 'unknown' particles),
@@ -96,7 +99,13 @@ def match_particles(
     voxel = stack_voxel_size(table, particles_path)
     if not 0 <= opts.unknown_percentile < 100:
         raise InputError(None, "unknown_percentile", f"a percentile in [0, 100), got {opts.unknown_percentile}")
+    if opts.ctf is not None:
+        opts.ctf.validate()
     classes, templates, radii = load_templates(templates_dir, voxel, stack.shape[-1], opts.search.resolution)
+    if opts.ctf is not None:
+        templates = ctf_weighted(templates, voxel, opts.ctf)
+        log.info("templates weighted by the CTF (%.3g µm underfocus%s)", opts.ctf.defocus_um,
+                 ", phase-flipped" if opts.ctf.phase_flip else "")
     own = label_indices(table["afmClassName"].to_numpy(), classes, str(particles_path))
     log.info("%d particles (%d labelled), %d templates, %d^3 at %.3g Å", len(table), int((own >= 0).sum()),
              len(classes), stack.shape[-1], voxel)

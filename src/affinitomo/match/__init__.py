@@ -2,8 +2,8 @@
 
 A baseline for every benchmark and a tool in itself: templates are filtered like the data
 (the tomograms' CTF when given, working-resolution low-pass, missing wedge of the tomogram
-frame applied to the rotated template), searched over an SO(3) grid on half-size maps (binned, or the central crop for small
-templates) then refined locally at full size
+frame applied to the rotated template), searched over an SO(3) grid on half-size maps
+(binned, or the central crop for small templates) then refined locally at full size
 (:mod:`.search`), and particles scoring below a percentile of the labelled particles' own
 scores are called 'unknown' (:mod:`.assign`).
 """

@@ -259,6 +259,9 @@ def test_ctf_weighted_templates_match_particles_that_went_through_the_ctf(tmp_pa
 
 
 @pytest.mark.parametrize(("ctf", "field"), [(dict(defocus_um=-1.0), "defocus-um"),
+                                             (dict(defocus_um=float("nan")), "defocus-um"),
+                                             (dict(voltage_kv=0.0), "voltage-kv"),
+                                             (dict(cs_mm=-1.0), "cs-mm"),
                                              (dict(amplitude_contrast=1.5), "amplitude-contrast")])
 def test_bad_ctf_raises_naming_the_option_and_writes_nothing(tmp_path, ctf, field):
     from affinitomo.simulate.ctf import CtfParameters

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from affinitomo.cluster.align import AlignOptions, align_unknown_groups, average_in_frame, masked_reference, reference_mask
+from affinitomo.cluster.align import (AlignOptions, align_unknown_groups, average_in_frame, build_reference,
+                                      masked_reference, reference_mask)
 from affinitomo.errors import InputError
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import random_matrices, rotate_volume
@@ -60,3 +61,27 @@ def test_no_mask_where_nothing_stands_out_and_none_when_switched_off():
 def test_bad_alignment_options(bad):
     with pytest.raises(InputError):
         AlignOptions.from_dict(bad, source="opts.json")
+
+
+def test_starts_are_halved_every_two_rounds_and_the_best_survivor_wins(monkeypatch):
+    import affinitomo.match.search as search
+
+    calls: list[float] = []
+    rng = np.random.default_rng(3)
+
+    class Found:
+        def __init__(self, count: int):
+            calls.append(float(rng.uniform(0.1, 0.5)))
+            self.scores = np.full((count, 1), calls[-1])
+            self.matrices = np.tile(np.eye(3), (count, 1, 1, 1))
+
+    monkeypatch.setattr(search, "match_stack", lambda volumes, *a, **k: Found(len(volumes)))
+    volumes = np.stack([asymmetric_phantom(16)] * 6).astype(np.float32)
+    opts = AlignOptions(align_starts=5, align_rounds=5, align_no_wedge=True)
+    reference, score = build_reference(volumes, 10.0, opts)
+    # 5 starts for rounds 1-2, the better 3 for rounds 3-4, the better 2 for round 5.
+    assert len(calls) == 5 * 2 + 3 * 2 + 2
+    assert score == max(calls[-2:]) and reference.shape == (16, 16, 16)
+    calls.clear()
+    build_reference(volumes, 10.0, opts, starts=1)
+    assert len(calls) == 5  # one start: every round, no cut

@@ -191,6 +191,9 @@ def test_failed_run_leaves_no_tables_or_temporaries(tmp_path):
         (dict(held_out=("no_such_class",)), "held-out"),
         (dict(imaging=Imaging(snr=-1)), "snr"),
         (dict(imaging=Imaging(tilt_min=30, tilt_max=-30)), "tilt"),
+        (dict(imaging=Imaging(mode="tiltseries", cs_mm=-1.0)), "cs-mm"),
+        (dict(imaging=Imaging(mode="tiltseries", defocus_um=float("nan"))), "defocus-um"),
+        (dict(imaging=Imaging(amplitude_contrast=1.0)), "amplitude-contrast"),
         (dict(box=31), "box"),
     ],
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import asdict
 
 from affinitomo.errors import InputError
 from affinitomo.simulate.ctf import CtfParameters
@@ -69,12 +70,8 @@ def imaging_from_args(args: argparse.Namespace, snr: float | None = None) -> Ima
         snr=snr if snr is not None else getattr(args, "snr", DEFAULT_SNR),
         noise=args.noise,
         ctf=not args.no_ctf,
-        defocus_um=args.defocus_um,
-        voltage_kv=args.voltage_kv,
-        cs_mm=args.cs_mm,
-        amplitude_contrast=args.amplitude_contrast,
-        phase_flip=args.phase_flip,
         contrast=args.contrast,
+        **asdict(ctf_from_args(args)),
     )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from affinitomo.errors import InputError
-from affinitomo.simulate.ctf import ctf_2d
+from affinitomo.simulate.ctf import CtfParameters, ctf_2d
 from affinitomo.simulate.tiltseries import backproject, detector_width, project, projection_operator, tilt_angles
 from affinitomo.simulate.tomogram import wedge_tomogram
 
@@ -60,13 +60,16 @@ class Imaging:
             (-90 <= self.tilt_min < self.tilt_max <= 90, "tilt-min/tilt-max", "-90 <= tilt_min < tilt_max <= 90 degrees"),
             (self.tilt_step > 0, "tilt-step", "a positive step in degrees"),
             (self.snr is None or (np.isfinite(self.snr) and self.snr >= 0), "snr", "a non-negative finite SNR (0 = no noise)"),
-            (0 <= self.amplitude_contrast < 1, "amplitude-contrast", "a value in [0, 1)"),
-            (self.voltage_kv > 0, "voltage-kv", "a positive voltage"),
-            (not self.ctf or self.defocus_um > 0, "defocus-um", "a positive (under)focus in µm"),
         ]
         for ok, field, expected in checks:
             if not ok:
                 raise InputError(None, field, expected)
+        if self.ctf:
+            self.ctf_parameters().validate()
+
+    def ctf_parameters(self) -> CtfParameters:
+        """The microscope settings as :class:`CtfParameters` (used in the tilt-series mode with ``ctf``)."""
+        return CtfParameters(self.defocus_um, self.voltage_kv, self.cs_mm, self.amplitude_contrast, self.phase_flip)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -17,7 +17,7 @@ from affinitomo.errors import InputError
 from affinitomo.geometry import angular_distance, euler_to_matrix, rotate_volume
 from affinitomo.io.particles import read_particles
 from affinitomo.io.volumes import read_volume, write_volume
-from affinitomo.simulate.ctf import ctf, ctf_2d, ctf_zeros, electron_wavelength
+from affinitomo.simulate.ctf import CtfParameters, ctf, ctf_zeros, electron_wavelength
 from affinitomo.simulate.dataset import SimClass, simulate_dataset
 from affinitomo.simulate.demo import simulate_demo
 from affinitomo.simulate.imaging import Imaging
@@ -246,11 +246,11 @@ def test_electron_wavelength_and_ctf_zeros():
     for k in zeros:  # a sign change across each zero
         assert ctf(k * 0.99) * ctf(k * 1.01) < 0
     # the 2D CTF on an FFT grid has its first zero ring at the same frequency
-    grid = ctf_2d((1, 512), pixel_size=5.0)[0]
+    grid = CtfParameters().image((1, 512), pixel_size=5.0)[0]
     freqs = np.fft.rfftfreq(512, d=5.0)
     first = freqs[np.flatnonzero(np.diff(np.sign(grid)) != 0)[0]]
     assert first == pytest.approx(zeros[0], abs=1 / (512 * 5.0))
-    assert ctf_2d((8, 8), 10.0, phase_flip=True).min() >= 0
+    assert CtfParameters(phase_flip=True).image((8, 8), 10.0).min() >= 0
     assert ctf(0.0) == pytest.approx(0.07)  # positive at low frequency: protein stays bright
 
 

@@ -46,24 +46,6 @@ def ctf(k: np.ndarray, defocus_um: float = 3.0, voltage_kv: float = 300.0, cs_mm
     return np.sqrt(1 - amplitude_contrast**2) * np.sin(c) + amplitude_contrast * np.cos(c)
 
 
-def ctf_2d(
-    shape: tuple[int, int],
-    pixel_size: float,
-    defocus_um: float = 3.0,
-    voltage_kv: float = 300.0,
-    cs_mm: float = 2.7,
-    amplitude_contrast: float = 0.07,
-    *,
-    phase_flip: bool = False,
-    rfft: bool = True,
-) -> np.ndarray:
-    """CTF on the (r)FFT grid of a 2D image of ``shape`` with ``pixel_size`` Å; ``|CTF|`` when phase-flipped."""
-    ky = np.fft.fftfreq(shape[0], d=pixel_size)[:, None]
-    kx = (np.fft.rfftfreq(shape[1], d=pixel_size) if rfft else np.fft.fftfreq(shape[1], d=pixel_size))[None, :]
-    values = ctf(np.sqrt(ky**2 + kx**2), defocus_um, voltage_kv, cs_mm, amplitude_contrast)
-    return (np.abs(values) if phase_flip else values).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class CtfParameters:
     """The microscope's CTF: underfocus (µm), voltage (kV), Cs (mm), amplitude contrast, and
@@ -87,6 +69,17 @@ class CtfParameters:
             if not ok:
                 raise InputError(None, field, expected)
 
+    def transfer(self, k: np.ndarray) -> np.ndarray:
+        """The transfer at spatial frequencies ``k`` (1/Å): the CTF, or ``|CTF|`` when phase-flipped (float32)."""
+        values = ctf(k, self.defocus_um, self.voltage_kv, self.cs_mm, self.amplitude_contrast)
+        return (np.abs(values) if self.phase_flip else values).astype(np.float32)
+
+    def image(self, shape: tuple[int, int], pixel_size: float) -> np.ndarray:
+        """The transfer on the rFFT grid (ny, nx//2+1) of a 2D image of ``shape`` with ``pixel_size`` Å."""
+        ky = np.fft.fftfreq(shape[0], d=pixel_size)[:, None]
+        kx = np.fft.rfftfreq(shape[1], d=pixel_size)[None, :]
+        return self.transfer(np.sqrt(ky**2 + kx**2))
+
     def volume(self, n: int, voxel_size: float) -> np.ndarray:
         """The tomogram's 3D transfer on the rFFT grid (n, n, n//2+1) of an n^3 box, ``[z, y, x]``.
 
@@ -97,9 +90,7 @@ class CtfParameters:
         """
         f = np.fft.fftfreq(n, d=voxel_size)
         fx = np.fft.rfftfreq(n, d=voxel_size)
-        k = np.sqrt(f[:, None, None] ** 2 + f[None, :, None] ** 2 + fx[None, None, :] ** 2)
-        values = ctf(k, self.defocus_um, self.voltage_kv, self.cs_mm, self.amplitude_contrast)
-        return (np.abs(values) if self.phase_flip else values).astype(np.float32)
+        return self.transfer(np.sqrt(f[:, None, None] ** 2 + f[None, :, None] ** 2 + fx[None, None, :] ** 2))
 
 
 def ctf_zeros(n: int, defocus_um: float = 3.0, voltage_kv: float = 300.0, cs_mm: float = 2.7, amplitude_contrast: float = 0.07) -> np.ndarray:

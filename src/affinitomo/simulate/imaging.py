@@ -23,7 +23,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from affinitomo.errors import InputError
-from affinitomo.simulate.ctf import CtfParameters, ctf_2d
+from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.simulate.tiltseries import backproject, detector_width, project, projection_operator, tilt_angles
 from affinitomo.simulate.tomogram import wedge_tomogram
 
@@ -92,9 +92,7 @@ def image_volume(
 def apply_ctf(projections: np.ndarray, imaging: Imaging, pixel_size: float) -> None:
     """Multiply every projection by the CTF in Fourier space, in place."""
     shape = projections.shape[-2:]
-    transfer = ctf_2d(
-        shape, pixel_size, imaging.defocus_um, imaging.voltage_kv, imaging.cs_mm, imaging.amplitude_contrast, phase_flip=imaging.phase_flip
-    )
+    transfer = imaging.ctf_parameters().image(shape, pixel_size)
     for t in range(projections.shape[0]):
         spec = sfft.rfft2(projections[t], workers=-1)
         spec *= transfer

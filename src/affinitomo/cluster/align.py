@@ -22,7 +22,10 @@ starts, cut early by score, do better than more rounds. Seeds 0-3 on that group:
 of four rounds (the earlier default) gave 23.4, 12.6, 10.7 and 14.1 degrees (seed 0 is the
 benchmark's 22); 8 starts halved every 2 rounds, in 4 rounds, gave 11.3, 11.3, 10.7 and 11.4 (84-95 %
 within 30 degrees). That is 24 matches of the group instead of 12: about 100 s instead of 50 s
-for 90 particles on 2 cores.
+for 90 particles on 2 cores. What remains on that group is the noise of the particles: their
+average in their true poses, as a reference, gives 8.5 degrees (the template 8.8), and more
+rounds, cross-validated (5-fold) references, FSC weighting, best-particle subsets or all 100 1s3x
+particles of the split each left 10.0-11.6 (docs/benchmarks.md, seventh session).
 
 Each reference is masked softly around its molecule before it is matched (``align_mask``,
 :func:`reference_mask`: the reference low-passed to ``align_resolution`` and thresholded two

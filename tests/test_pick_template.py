@@ -150,6 +150,33 @@ def test_wedge_option_runs_and_still_finds_particles(noisy, template_dir):
     assert matched(table, truth)[1] >= 0.6
 
 
+def test_ctf_weighted_templates_match_a_tomogram_with_a_ctf_better(tmp_path, template_dir):
+    """A tomogram carrying a CTF whose first zero (5 µm: 1/32 Å) lies inside the 20 Å band: templates
+    through the same CTF correlate better with its particles than plain ones, and find them all.
+    (On a 30-degree grid the weighted 'alpha' beat a 'beta' 4 voxels off: too coarse a grid.)"""
+    from affinitomo.simulate.ctf import CtfParameters
+
+    path = tmp_path / "tomoC.mrc"
+    truth = make_tomogram(path, (40, 40, 40), n=4, noise=0.0, seed=7)
+    ctf = CtfParameters(defocus_um=5.0)
+    with mrcfile.open(path) as mrc:
+        clean = mrc.data.astype(np.float64)
+    spec = np.fft.rfftn(clean) * ctf.volume(40, VOXEL)
+    noise = np.random.default_rng(8).normal(0.0, 0.1, clean.shape)
+    write_mrc(path, np.fft.irfftn(spec, s=clean.shape) + noise)
+    kwargs = dict(diameter_A=100, angular_step=20, resolution=20, max_count=4, threshold=2.0)
+    found = {}
+    for label, c in (("plain", None), ("ctf", ctf)):
+        table = pick_tomogram_templates(path, template_dir, ctf=c, **kwargs)
+        _, recall, rows = matched(table, truth)
+        found[label] = (recall, table["afmMatchScore"].to_numpy()[rows[rows >= 0]].mean(), table["afmPickScore"].min())
+    assert found["ctf"][0] == 1.0, found
+    assert found["ctf"][1] > found["plain"][1] + 0.05, found  # measured: 0.66 against 0.58
+    assert found["ctf"][2] > found["plain"][2], found  # and further above the background (z 17.7 against 14.2)
+    with pytest.raises(InputError, match="defocus-um"):
+        pick_tomogram_templates(path, template_dir, ctf=CtfParameters(defocus_um=-1.0), **kwargs)
+
+
 # ----------------------------------------------------------------------------- CLI and bad input
 
 
@@ -207,3 +234,5 @@ def test_template_options_without_templates_are_refused(noisy, tmp_path):
     path, _, _ = noisy
     with pytest.raises(InputError, match="--templates DIR"):
         _cli(["--tomograms", str(path), "--diameter", "100", "--out", str(tmp_path / "p.star"), "--angular-step", "10"])
+    with pytest.raises(InputError, match="--defocus-um"):
+        _cli(["--tomograms", str(path), "--diameter", "100", "--out", str(tmp_path / "p.star"), "--defocus-um", "3"])

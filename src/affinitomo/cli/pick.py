@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from affinitomo.cli.simulate import add_ctf_arguments
     from affinitomo.pick.blobs import DEFAULT_THRESHOLD, MIN_DISTANCE_FACTOR
     from affinitomo.pick.template import DEFAULT_RESOLUTION, DEFAULT_TEMPLATE_THRESHOLD
 
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tm.add_argument("--resolution", type=float, default=None, help=f"working low-pass in Å (default {DEFAULT_RESOLUTION:g})")
     tm.add_argument("--wedge", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                     help="tilt range in degrees: apply this missing wedge to the templates (default: none)")
+    ctf = parser.add_argument_group("CTF (with --templates)", "the tomograms' CTF, which then weights the templates "
+                                    "as in the match stage (default: no CTF)")
+    add_ctf_arguments(ctf, defocus=None)
     parser.add_argument("--ids-from-name", action="store_true",
                         help="particle ids = crc32(tomogram name) x 2^24 + rank, so tomograms picked in separate "
                              "jobs gather without id clashes (default: 0..N-1 over this call)")
@@ -53,14 +57,16 @@ def run(args: argparse.Namespace) -> int:
     from affinitomo.io.particles import write_particles
     from affinitomo.pick import pick_tomograms
 
+    from affinitomo.cli.simulate import ctf_from_args
+
     extra = {}
     if args.templates is not None:
         extra = dict(templates=args.templates, angular_step=args.angular_step, resolution=args.resolution,
-                     wedge=None if args.wedge is None else tuple(args.wedge))
-    elif args.angular_step is not None or args.resolution is not None or args.wedge is not None:
+                     wedge=None if args.wedge is None else tuple(args.wedge), ctf=ctf_from_args(args))
+    elif args.angular_step is not None or args.resolution is not None or args.wedge is not None or args.defocus_um is not None:
         from affinitomo.errors import InputError
 
-        raise InputError(None, "templates", "--templates DIR with --angular-step, --resolution or --wedge")
+        raise InputError(None, "templates", "--templates DIR with --angular-step, --resolution, --wedge or --defocus-um")
     table = pick_tomograms(
         args.tomograms,
         diameter_A=args.diameter,

@@ -2,7 +2,10 @@
 
 The optional alternative to the blob picker (:mod:`.blobs`), with the same template maps the
 ``match`` and ``similarity`` stages use (:func:`affinitomo.match.templates.load_templates`:
-resampled to the tomogram's pixel size, zero background). Per tomogram:
+resampled to the tomogram's pixel size, zero background), optionally through the tomograms' CTF
+(``ctf``; :func:`affinitomo.match.templates.ctf_weighted`, as the match stage weights them: a
+tomogram reconstructed without CTF correction shows each molecule with the CTF's sign flips).
+Per tomogram:
 
 1. Block-average by ``bin`` (default: the largest bin that keeps the working resolution above
    Nyquist and the particle at least ``MIN_BINNED_DIAMETER`` pixels wide).
@@ -55,7 +58,7 @@ from affinitomo.io.particles import ANGLES
 from affinitomo.io.volumes import open_volume
 from affinitomo.match.filters import Wedge, apply_filter, wedge_filter
 from affinitomo.match.search import SearchOptions
-from affinitomo.match.templates import load_templates
+from affinitomo.match.templates import ctf_weighted, load_templates
 from affinitomo.pick.blobs import (
     MIN_BINNED_DIAMETER,
     STAT_SAMPLES,
@@ -68,6 +71,7 @@ from affinitomo.pick.blobs import (
 )
 from affinitomo.pick.peaks import local_maxima, refine
 from affinitomo.pick.slabs import binned_shape, iter_slabs
+from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.similarity.rotations import auto_angular_step, so3_grid
 from affinitomo.similarity.score import default_device, radial_frequency, rotate_volumes, soft_lowpass
 
@@ -113,11 +117,14 @@ def _even_at_least(x: float) -> int:
 
 
 def load_bank(folder: str | Path, pixel_size: float, diameter: float, resolution: float,
-              angular_step: float | None, wedge: Wedge) -> TemplateBank:
-    """Templates of ``folder`` at ``pixel_size`` Å (binned), cropped to a box around the larger of the
+              angular_step: float | None, wedge: Wedge, ctf: CtfParameters | None = None) -> TemplateBank:
+    """Templates of ``folder`` at ``pixel_size`` Å (binned), through the tomograms' ``ctf`` if given
+    (:func:`affinitomo.match.templates.ctf_weighted`), cropped to a box around the larger of the
     particle (``diameter`` pixels) and the templates' mass radius; the rotation grid."""
     box0 = _even_at_least(1.5 * diameter + 6)
     names, stack, radii = load_templates(folder, pixel_size, box0, resolution)
+    if ctf is not None:
+        stack = ctf_weighted(stack, pixel_size, ctf)
     radius = min(max(diameter / 2, float(np.max(radii)) / pixel_size) + 1.0, box0 / 2 - 1)
     box = _even_at_least(2 * radius + 2)
     lo = box0 // 2 - box // 2
@@ -291,6 +298,7 @@ def pick_tomogram_templates(
     resolution: float | None = None,
     angular_step: float | None = None,
     wedge: Wedge = None,
+    ctf: CtfParameters | None = None,
     batch: int | None = None,
     device: torch.device | str | None = None,
     progress: bool = False,
@@ -302,7 +310,8 @@ def pick_tomogram_templates(
     the edge margin and the smallest mask radius), plus ``resolution`` (Å, working low-pass;
     default ``DEFAULT_RESOLUTION`` or 2 binned pixels if coarser), ``angular_step`` (degrees;
     default :func:`~affinitomo.similarity.rotations.auto_angular_step`), ``wedge`` (tilt range
-    in degrees of the missing wedge applied to the templates; default none), ``batch``
+    in degrees of the missing wedge applied to the templates; default none), ``ctf`` (the
+    tomograms' CTF, applied to the templates as in the match stage; default none), ``batch``
     (rotations per FFT batch; default from the slab size) and ``device`` (default CUDA when
     present).
 
@@ -328,14 +337,16 @@ def pick_tomogram_templates(
     res = max(res, 2 * px_b)
     if wedge is not None and not (-90 <= wedge[0] < wedge[1] <= 90):
         raise InputError(path, "wedge", f"tilt angles -90 <= min < max <= 90 degrees, got {wedge}")
-    bank = load_bank(templates, px_b, settings.diameter / settings.bin, res, angular_step, wedge)
+    if ctf is not None:
+        ctf.validate()
+    bank = load_bank(templates, px_b, settings.diameter / settings.bin, res, angular_step, wedge, ctf)
     if min(binned_shape(volume.shape, settings.bin)) < 2 * settings.peak_half_width + 1:
         raise InputError(path, "shape", f"a tomogram larger than the particle; got {volume.shape} for a {settings.diameter:.1f}-pixel particle")
     log.info(
         "%s: %s voxels, bin %d, %d templates in a %d^3 box (mask radius %.1f px), %d rotations (step %.1f°), "
-        "resolution %.1f Å, wedge %s, threshold z=%.2f",
+        "resolution %.1f Å, wedge %s, CTF %s, threshold z=%.2f",
         path.name, "x".join(map(str, volume.shape[::-1])), settings.bin, len(bank.names), bank.box, bank.mask_radius,
-        len(bank.rotations), bank.angular_step, res, bank.wedge, settings.threshold,
+        len(bank.rotations), bank.angular_step, res, bank.wedge, ctf or "none", settings.threshold,
     )
     maps = match_slabs(volume, settings, bank, batch=batch, device=device, progress=progress, name=path.stem)
     scores = robust_scores(maps.ncc, maps.samples, path)

@@ -54,10 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from affinitomo.cli.simulate import ctf_from_args
     from affinitomo.io.particles import write_particles
     from affinitomo.pick import pick_tomograms
-
-    from affinitomo.cli.simulate import ctf_from_args
 
     extra = {}
     if args.templates is not None:

@@ -11,8 +11,9 @@ extracted stack) and, per class given, takes its particles (true classes from ``
   masked around the molecule (``align_mask``, the default) and without;
 - with the masked references, the bound on that alignment (``true_pose_reference``): the same
   particles averaged in their true poses, masked alike, as the reference (SNR 0.03, split 2, 1s3x:
-  8.5 degrees for the 77 of one group, against 10.0-11.6 for every reference built from estimated
-  poses; docs/benchmarks.md, seventh session).
+  9.0 degrees for all 100, against 10.2 for the reference built; 8.5 for the 77 of the benchmark's
+  group, against 10.0-11.6 for every reference built from estimated poses; docs/benchmarks.md,
+  seventh session).
 
 Each both with the search as it is (``crop``: small templates and all group references on the
 central crop at full resolution) and with every coarse search on the box binned by 2

@@ -64,10 +64,27 @@ PIPELINE = {
     "gamma0": {"semi_supervised": True, "augmentation": "wedge", "gamma": 0.0},
 }
 VARIANTS = ("tm", "tm+classifier", *PIPELINE)
-#: Imaging of workflow/configs/shrec.yaml, as `affinitomo simulate` flags.
-CTF = ["--defocus-um", "3.0", "--voltage-kv", "300", "--cs-mm", "2.7", "--amplitude-contrast", "0.07"]
-IMAGING = ["--imaging", "tiltseries", "--tilt-min", "-60", "--tilt-max", "60", "--tilt-step", "3",
-           "--contrast", "dark", *CTF]
+#: Imaging of workflow/configs/shrec.yaml (tilt range, degrees; defocus, µm); ``--tilt-range`` and
+#: ``--defocus-um`` change it, for data imaged as no run before was (the work folder then says so).
+TILTS = (-60.0, 60.0)
+DEFOCUS_UM = 3.0
+
+
+def ctf_flags(a: argparse.Namespace) -> list[str]:
+    """The tomograms' CTF, as the flags of `affinitomo simulate` and `affinitomo match`."""
+    return ["--defocus-um", f"{a.defocus_um:g}", "--voltage-kv", "300", "--cs-mm", "2.7", "--amplitude-contrast", "0.07"]
+
+
+def imaging_flags(a: argparse.Namespace) -> list[str]:
+    """The tomograms' imaging (tilt series, CTF, WBP), as `affinitomo simulate` flags."""
+    return ["--imaging", "tiltseries", "--tilt-min", f"{a.tilt_range[0]:g}", "--tilt-max", f"{a.tilt_range[1]:g}",
+            "--tilt-step", "3", "--contrast", "dark", *ctf_flags(a)]
+
+
+def imaging_tag(a: argparse.Namespace) -> str:
+    """Suffix of the work folder for imaging other than shrec.yaml's ('' for it, so earlier folders are reused)."""
+    tag = "" if tuple(a.tilt_range) == TILTS else f"_tilt{a.tilt_range[0]:g}_{a.tilt_range[1]:g}"
+    return tag + ("" if a.defocus_um == DEFOCUS_UM else f"_df{a.defocus_um:g}")
 CLI = [sys.executable, "-m", "affinitomo"]
 
 
@@ -104,7 +121,7 @@ def step(out: Path, args: list[str], log: Path) -> float:
 
 def prepare(data_root: Path, maps: Path, snr: float, split: int, a: argparse.Namespace) -> dict[str, Path]:
     """Simulate, extract, similarity and simulated training particles for one (SNR, split), once."""
-    d = data_root / f"snr{snr:g}_split{split}"
+    d = data_root / f"snr{snr:g}_split{split}{imaging_tag(a)}"
     p = {"root": d, "data": d / "data", "extract": d / "extract", "matrix": d / "similarity" / "matrix.csv",
          # Keyed by the count, so that a run asking for more simulated particles does not reuse fewer.
          "simulated": d / f"simulated{a.simulated_per_class}"}
@@ -113,7 +130,7 @@ def prepare(data_root: Path, maps: Path, snr: float, split: int, a: argparse.Nam
          ["simulate", "templates", "--templates", maps, "--out", p["data"], "--seed", a.seed,
           "--n-tomograms", a.tomograms, "--per-class", a.per_class, "--shape", *a.shape,
           "--held-out", *SPLITS[split], "--labelled-fraction", a.labelled_fraction, "--snr", snr,
-          *IMAGING, "--no-progress"], logs / "simulate.log")
+          *imaging_flags(a), "--no-progress"], logs / "simulate.log")
     step(p["extract"] / "subtomos.npy",
          ["extract", "--particles", p["data"] / "particles.star", "--tomograms", p["data"] / "tomograms",
           "--box", a.box, "--invert", "--out", p["extract"]], logs / "extract.log")
@@ -123,7 +140,7 @@ def prepare(data_root: Path, maps: Path, snr: float, split: int, a: argparse.Nam
     step(p["simulated"] / "subtomos.npy",
          ["simulate", "particles", "--templates", p["data"] / "templates", "--out", p["simulated"],
           "--per-class", a.simulated_per_class, "--box", a.box, "--snr-from", p["extract"] / "subtomos.npy",
-          *IMAGING, "--seed", a.seed, "--invert", "--no-progress"], logs / "simulate_particles.log")
+          *imaging_flags(a), "--seed", a.seed, "--invert", "--no-progress"], logs / "simulate_particles.log")
     return p
 
 
@@ -172,14 +189,15 @@ def summarise(metrics: dict[str, Any], known: list[str], unknown: list[str]) -> 
     return row
 
 
-def matching(p: dict[str, Path]) -> tuple[Path, float]:
+def matching(p: dict[str, Path], a: argparse.Namespace) -> tuple[Path, float]:
     """Template matching of one (SNR, split), once, with the tomograms' CTF on the templates, as the
     workflow does: (its folder, seconds if it ran now). Folder ``tm_ctf``: runs before the CTF
     weighting (2026-12-01, fifth session) wrote ``tm``, which is not reused."""
     out = p["root"] / "tm_ctf"
     seconds = step(out / "scores.csv", ["match", "--stack", p["extract"] / "subtomos.npy", "--particles",
                                         p["extract"] / "particles.star", "--templates", p["data"] / "templates",
-                                        "--out", out, *CTF, "--no-progress"], out / "match.log")
+                                        "--out", out, *ctf_flags(a), "--wedge", *(f"{t:g}" for t in a.tilt_range),
+                                        "--no-progress"], out / "match.log")
     return out, seconds
 
 
@@ -192,7 +210,7 @@ def run_tm(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, An
     from affinitomo.geometry import euler_to_matrix
     from affinitomo.io.particles import ANGLES, read_particles
 
-    out, seconds = matching(p)
+    out, seconds = matching(p, a)
     res = read_particles(out / "particles.star")
     truth, labelled, known, unknown = truth_and_labels(p, out / "particles.star")
     assigned = res["afmClassName"].to_numpy().astype(str)
@@ -216,7 +234,7 @@ def run_tm_classifier(p: dict[str, Path], out: Path, a: argparse.Namespace) -> d
     from affinitomo.io.particles import read_particles
     from affinitomo.match.scores import read_scores
 
-    tm, seconds = matching(p)
+    tm, seconds = matching(p, a)
     table = read_particles(p["extract"] / "particles.star")
     scores = read_scores(tm / "scores.csv", table)
     stage = StageOptions.from_dict(json.loads(a.cluster_options), "--cluster-options")
@@ -242,6 +260,14 @@ def _timed(out: Path, what: str, seconds: float) -> float | None:
     return (times.get(what) or {}).get("seconds")
 
 
+def cluster_options(a: argparse.Namespace) -> dict[str, Any]:
+    """``--cluster-options``, with the tilt range as the alignment's missing wedge unless given (as the workflow)."""
+    values = json.loads(a.cluster_options)
+    if "align_wedge" not in values and not values.get("align_no_wedge"):
+        values["align_wedge"] = list(a.tilt_range)
+    return values
+
+
 def run_pipeline(p: dict[str, Path], variant: str, out: Path, a: argparse.Namespace) -> dict[str, Any]:
     """Train (cached), encode, embed, cluster and score one pipeline variant."""
     from affinitomo.cluster.pipeline import StageOptions, run_cluster
@@ -259,14 +285,14 @@ def run_pipeline(p: dict[str, Path], variant: str, out: Path, a: argparse.Namesp
          logs / "encode.log")
     step(embed / "embedding.csv", ["embed", "--latents", latents, "--particles", p["extract"] / "particles.star",
                                    "--out", embed], logs / "embed.log")
-    stage = StageOptions.from_dict(json.loads(a.cluster_options), "--cluster-options")
+    stage = StageOptions.from_dict(cluster_options(a), "--cluster-options")
     fused = a.features == "fused"
     t_cluster = time.perf_counter()
     summary = run_cluster(latents, embed / "embedding.csv", p["extract"] / "particles.star",
                           out / ("results" if fused else "results_latent"), truth_path=p["data"] / "truth.star",
                           matrix_path=p["matrix"], options=stage,
-                          match_scores=matching(p)[0] / "scores.csv" if fused else None,
-                          match_poses=matching(p)[0] / "particles.star" if fused else None,
+                          match_scores=matching(p, a)[0] / "scores.csv" if fused else None,
+                          match_poses=matching(p, a)[0] / "particles.star" if fused else None,
                           stack_path=p["extract"] / "subtomos.npy")
     _, _, known, unknown = truth_and_labels(p, p["extract"] / "particles.star")
     return {**summarise(summary["metrics"], known, unknown), "seconds": _timed(out, "train", t_train),
@@ -349,6 +375,9 @@ def main() -> int:
     parser.add_argument("--cluster-options", default="{}", help="JSON options of the cluster stage")
     parser.add_argument("--features", choices=("fused", "latent"), default="fused",
                         help="pipeline variants: latents + template scores (the workflow default) or latents alone")
+    parser.add_argument("--tilt-range", type=float, nargs=2, default=list(TILTS), metavar=("MIN", "MAX"),
+                        help="tilt range of the simulated tilt series, degrees (default shrec.yaml's)")
+    parser.add_argument("--defocus-um", type=float, default=DEFOCUS_UM, help="defocus of the simulated tilt series")
     parser.add_argument("--tag", default="", help="suffix of the variants' folders (e.g. other train options)")
     a = parser.parse_args()
     maps = shared_templates()

@@ -85,3 +85,27 @@ def test_starts_are_halved_every_two_rounds_and_the_best_survivor_wins(monkeypat
     calls.clear()
     build_reference(volumes, 10.0, opts, starts=1)
     assert len(calls) == 5  # one start: every round, no cut
+
+
+def test_a_given_average_makes_each_next_reference(monkeypatch):
+    import affinitomo.match.search as search
+
+    class Found:
+        def __init__(self, count: int):
+            self.scores = np.full((count, 1), 0.3)
+            self.matrices = np.tile(np.eye(3), (count, 1, 1, 1))
+
+    monkeypatch.setattr(search, "match_stack", lambda volumes, *a, **k: Found(len(volumes)))
+    phantom = asymmetric_phantom(16).astype(np.float32)
+    volumes = np.stack([phantom] * 6)
+    seen: list[tuple[int, tuple[int, ...]]] = []
+    shifted = np.roll(phantom, 3, axis=0)
+
+    def average(members, found, reference):
+        seen.append((len(members), reference.shape))
+        return shifted
+
+    opts = AlignOptions(align_starts=2, align_rounds=3, align_no_wedge=True, align_mask=False)
+    reference, _ = build_reference(volumes, 10.0, opts, average=average)
+    assert seen == [(6, (16, 16, 16))] * (2 * 2 + 1)
+    assert np.corrcoef(reference.ravel(), shifted.ravel())[0, 1] > 0.999  # the given average, not the members' mean

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -198,10 +198,18 @@ def _search_radius(box: int, voxel_size: float, max_shift: float) -> np.ndarray:
 
 
 def build_reference(volumes: np.ndarray, voxel_size: float, options: AlignOptions | None = None,
-                    starts: int | None = None, device: str = "cpu") -> tuple[np.ndarray, float]:
+                    starts: int | None = None, device: str = "cpu",
+                    average: Callable[[np.ndarray, Any, np.ndarray], np.ndarray] | None = None,
+                    ) -> tuple[np.ndarray, float]:
     """(reference, mean score of the members used) of a group: ``starts`` random starts (default
     ``align_starts``) refined by rounds of matching and averaging, the better half (rounded up) kept
-    after every ``ROUNDS_PER_CUT`` rounds (successive halving); the best after ``align_rounds``."""
+    after every ``ROUNDS_PER_CUT`` rounds (successive halving); the best after ``align_rounds``.
+
+    ``average(volumes, found, reference)`` makes the next reference from the members, the
+    ``match_stack`` result against the current one and that reference; by default the members'
+    mean in their best poses (:func:`average_in_frame`). ``benchmarks/bench_small_poses.py --soft``
+    passes a soft (likelihood-weighted) average over poses around the best, which did no better
+    (docs/benchmarks.md, eighth session)."""
     from affinitomo.match.search import match_stack
 
     opts = options or AlignOptions()
@@ -224,7 +232,9 @@ def build_reference(volumes: np.ndarray, voxel_size: float, options: AlignOption
             found = match_stack(volumes[build], reference[None], voxel_size, radius, search, device=device,
                                 progress=False)
             scores[i] = float(found.scores[:, 0].mean())
-            references[i] = masked_reference(average_in_frame(volumes[build], found.matrices[:, 0]), voxel_size, opts)
+            mean = (average(volumes[build], found, reference) if average is not None
+                    else average_in_frame(volumes[build], found.matrices[:, 0]))
+            references[i] = masked_reference(mean, voxel_size, opts)
     best = int(np.argmax(scores))
     log.info("group of %d: best of %d final starts, mean score %.4f", n, len(references), scores[best])
     return references[best], float(scores[best])

@@ -128,6 +128,24 @@ def coarse_levels(templates: torch.Tensor, voxel_size: float, radii: np.ndarray,
     return levels
 
 
+def search_filters(templates: torch.Tensor, voxel_size: float,
+                   opts: SearchOptions) -> tuple[torch.Tensor, list[TemplateSupport]]:
+    """(the particles' filter: low-pass to ``opts.resolution`` times the missing wedge; each template's
+    :class:`TemplateSupport` for the full-size scores of :func:`.refine.evaluate`)."""
+    n, dev = templates.shape[-1], templates.device
+    lowpass = FourierScorer(n, voxel_size, opts.resolution, "ncc", device=dev).filter
+    lowpass_dc = lowpass.clone()
+    lowpass_dc[0, 0, 0] = 1.0  # keep the template's mean for the support (see TemplateSupport)
+    return lowpass * wedge_filter(n, opts.wedge, dev), [TemplateSupport(u, opts.wedge)
+                                                         for u in apply_filter(templates, lowpass_dc)]
+
+
+def filtered_particles(block: torch.Tensor, particle_filter: torch.Tensor) -> torch.Tensor:
+    """Particles (B, n, n, n) filtered by :func:`search_filters`' filter, each of unit norm."""
+    q = apply_filter(block, particle_filter)
+    return q / q.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None]
+
+
 def match_stack(
     stack: np.ndarray,
     templates: np.ndarray,
@@ -145,17 +163,13 @@ def match_stack(
     """
     opts = options or SearchOptions()
     dev = torch.device(device)
-    n_part, n = stack.shape[0], stack.shape[-1]
+    n_part = stack.shape[0]
     n_cls = len(templates)
     radii = np.asarray(radii, dtype=float)
     tmpl = torch.as_tensor(np.asarray(templates, dtype=np.float32), device=dev)
     levels = coarse_levels(tmpl, voxel_size, radii, opts, dev)
     log.info("refining the best %d templates per particle", opts.refine_classes)
-    lowpass = FourierScorer(n, voxel_size, opts.resolution, "ncc", device=dev).filter
-    full_filter = lowpass * wedge_filter(n, opts.wedge, dev)
-    lowpass_dc = lowpass.clone()
-    lowpass_dc[0, 0, 0] = 1.0  # keep the template's mean for the support (see TemplateSupport)
-    supports = [TemplateSupport(u, opts.wedge) for u in apply_filter(tmpl, lowpass_dc)]
+    full_filter, supports = search_filters(tmpl, voxel_size, opts)
     step_of = np.zeros(n_cls)
     for level in levels:
         step_of[level.members] = level.step
@@ -169,8 +183,7 @@ def match_stack(
     bar = tqdm(total=n_part * n_cls, desc="match", unit="pair", disable=not progress)
     for p0 in range(0, n_part, chunk):
         block = torch.as_tensor(np.array(stack[p0 : p0 + chunk], dtype=np.float32), device=dev)
-        q = apply_filter(block, full_filter)
-        q = q / q.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None]
+        q = filtered_particles(block, full_filter)
         b = len(block)
         best = np.zeros((b, n_cls))
         cand = np.tile(np.eye(3), (b, n_cls, opts.n_candidates, 1, 1))  # candidate rotations

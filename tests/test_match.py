@@ -273,3 +273,30 @@ def test_bad_ctf_raises_naming_the_option_and_writes_nothing(tmp_path, ctf, fiel
         match_particles(tmp_path / "subtomos.npy", tmp_path / "particles.star", tdir, tmp_path / "out",
                         MatchOptions(ctf=CtfParameters(**ctf)), progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_posterior_mean_pose_finds_the_peak_near_the_best_pose_and_stays_in_its_cell():
+    from scipy.spatial.transform import Rotation
+
+    from affinitomo.match.refine import posterior_mean_poses
+    from affinitomo.match.search import _fine, filtered_particles, search_filters
+
+    n, step = 32, 20.0
+    template = blobs(n, 1)
+    true = random_matrices(4, np.random.default_rng(5))
+    rng = np.random.default_rng(6)
+    stack = np.stack([apply_wedge(rotate_volume(template, a), -60, 60) for a in true])
+    opts = SearchOptions()
+    filt, (support,) = search_filters(torch.as_tensor(template)[None], VOXEL, opts)
+    # A quarter step off about x: a grid point of the posterior sits on the truth.
+    off = np.einsum("ij,njk->nik", Rotation.from_rotvec([-np.deg2rad(step / 4), 0, 0]).as_matrix(), true)
+    q = _fine(filtered_particles(torch.as_tensor(stack, dtype=torch.float32), filt))
+    mean = posterior_mean_poses(q, support, off, np.zeros((4, 3)), step)
+    assert np.all(angular_distance(off, true) > 4.9)
+    assert np.all(angular_distance(mean, true) < 1.5), angular_distance(mean, true)
+    # Drowned in noise the likelihood is broad: the mean is a rotation within the best pose's cell.
+    noisy = stack + 30 * stack.std() * rng.standard_normal(stack.shape)
+    q = _fine(filtered_particles(torch.as_tensor(noisy, dtype=torch.float32), filt))
+    mean = posterior_mean_poses(q, support, off, np.zeros((4, 3)), step)
+    assert np.allclose(mean @ mean.transpose(0, 2, 1), np.eye(3), atol=1e-6) and np.allclose(np.linalg.det(mean), 1)
+    assert np.all(angular_distance(mean, off) < step / 2 * np.sqrt(3))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from affinitomo.geometry import angular_distance
+from affinitomo.geometry import angular_distance, nearest_rotation
 
 UNKNOWN = "unknown"
 
@@ -123,12 +123,6 @@ def silhouette(points: np.ndarray, labels: np.ndarray, max_points: int = 5000, s
     return float(silhouette_score(np.asarray(points)[keep], labels[keep]))
 
 
-def _project_so3(m: np.ndarray) -> np.ndarray:
-    u, _, vt = np.linalg.svd(m)
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
-
-
 def best_global_rotation(pred: np.ndarray, true: np.ndarray, side: str = "right",
                          iterations: int = 20) -> np.ndarray:
     """The single rotation G that best aligns predicted to true rotations.
@@ -147,11 +141,11 @@ def best_global_rotation(pred: np.ndarray, true: np.ndarray, side: str = "right"
         est = np.einsum("nij,nkj->nik", true, pred)  # true pred^T
     else:
         raise ValueError("side must be 'right' or 'left'")
-    g = _project_so3(est.mean(axis=0))
+    g = nearest_rotation(est.mean(axis=0))
     for _ in range(iterations):
         angles = np.radians(angular_distance(np.broadcast_to(g, est.shape), est))
         w = 1.0 / np.maximum(angles, 1e-3)
-        g_new = _project_so3(np.einsum("n,nij->ij", w, est))
+        g_new = nearest_rotation(np.einsum("n,nij->ij", w, est))
         if float(angular_distance(g_new, g)) < 1e-4:
             g = g_new
             break

@@ -53,6 +53,14 @@ def rotate_volume(volume: np.ndarray, matrix: np.ndarray, order: int = 1, cval: 
     return affine_transform(volume, m, offset=offset, order=order, mode="constant", cval=cval, output=np.float32)
 
 
+def nearest_rotation(m: np.ndarray) -> np.ndarray:
+    """The rotation nearest each 3x3 matrix of m (..., 3, 3) in the Frobenius norm (SVD, determinant +1):
+    of a weighted sum of rotations, their chordal mean."""
+    u, _, vt = np.linalg.svd(np.asarray(m, dtype=float))
+    u[..., :, -1] *= np.sign(np.linalg.det(u @ vt))[..., None]
+    return u @ vt
+
+
 def angular_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle in degrees between rotation matrices a and b (..., 3, 3)."""
     r = np.einsum("...ji,...jk->...ik", a, b)

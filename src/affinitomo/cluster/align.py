@@ -61,7 +61,7 @@ crop did as well (0.6 degrees against 1.0), in the same time.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -94,6 +94,7 @@ class AlignOptions:
     align_wedge: list[float] | None = None  # tilt range [min, max] of the missing wedge; None: [-60, 60]
     align_no_wedge: bool = False
     align_mask: bool = True  # mask each reference around its molecule (reference_mask) before matching
+    align_pose_mean: bool = True  # poses: the likelihood-weighted mean around the best (refine.posterior_mean_poses)
     align_reassign: bool = True  # each member of an aligned group goes to the group whose reference it matches best
     align_compete: bool = True  # known classes' averages and unknown groups' references compete (cluster.compete)
     align_regroup: bool = True  # regroup the unknown particles by scores against their subgroups' references
@@ -109,8 +110,8 @@ class AlignOptions:
             value = getattr(opts, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(source, name, f"a positive integer, got {value!r}")
-        for name in ("align_unknown", "align_no_wedge", "align_mask", "align_reassign", "align_compete",
-                     "align_regroup"):
+        for name in ("align_unknown", "align_no_wedge", "align_mask", "align_pose_mean", "align_reassign",
+                     "align_compete", "align_regroup"):
             if not isinstance(getattr(opts, name), bool):
                 raise InputError(source, name, f"true or false, got {getattr(opts, name)!r}")
         if not isinstance(opts.align_resolution, (int, float)) or not opts.align_resolution > 0:
@@ -129,7 +130,7 @@ class AlignOptions:
         from affinitomo.match.search import SearchOptions
 
         wedge = None if self.align_no_wedge else tuple(self.align_wedge or (-60.0, 60.0))
-        return SearchOptions(resolution=float(self.align_resolution), wedge=wedge)
+        return SearchOptions(resolution=float(self.align_resolution), wedge=wedge, pose_mean=self.align_pose_mean)
 
 
 def _as_reference(volume: np.ndarray) -> np.ndarray:
@@ -215,7 +216,7 @@ def build_reference(volumes: np.ndarray, voxel_size: float, options: AlignOption
     opts = options or AlignOptions()
     volumes = np.asarray(volumes, dtype=np.float32)
     n = len(volumes)
-    search = opts.search()
+    search = replace(opts.search(), pose_mean=False)  # averages in the best poses (a soft average did no better)
     radius = _search_radius(volumes.shape[-1], voxel_size, search.max_shift)
     rng = np.random.default_rng(opts.seed)
     build = rng.choice(n, opts.align_max_particles, replace=False) if n > opts.align_max_particles else np.arange(n)

@@ -67,7 +67,7 @@ def regroup_unknown(stack: Any, features: np.ndarray, unknown: np.ndarray, voxel
         info["skipped"] = f"{len(big)} subgroup(s) of at least {align.align_min_particles} particles"
         return None, info
     references = []
-    unmasked = replace(align, align_mask=False)
+    unmasked = replace(align, align_mask=False, align_pose_mean=False)  # only the scores are used
     for g in tqdm(big, desc="regroup: subgroup references", unit="group"):
         members = rows[split == g]  # increasing, as the stack is read best
         reference, score = build_reference(np.asarray(stack[members], dtype=np.float32), voxel_size, unmasked,

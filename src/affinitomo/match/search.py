@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from affinitomo.match.coarse import CoarseSearch, bin2, crop_centre, distinct
 from affinitomo.match.filters import apply_filter, filtered_scorer, upsample2, wedge_filter
-from affinitomo.match.refine import TemplateSupport, evaluate, refine_poses
+from affinitomo.match.refine import TemplateSupport, evaluate, posterior_mean_poses, refine_poses
 from affinitomo.similarity.rotations import auto_angular_step, so3_grid
 from affinitomo.similarity.score import FourierScorer
 
@@ -53,6 +53,7 @@ class SearchOptions:
     n_candidates: int = 2
     refine_levels: int = 3
     batch: int = 128
+    pose_mean: bool = False  # refined poses: the likelihood-weighted mean around the best (refine.posterior_mean_poses)
 
 
 @dataclass
@@ -222,6 +223,8 @@ def match_stack(
                     q_up = _fine(q[part])
                     sc, a, t = refine_poses(q_up[np.searchsorted(part, pair[in_batch])], sup, a0[in_batch], t0[in_batch],
                                             step_of[c], opts.refine_levels, opts.max_shift + 0.5, group=pair[in_batch])
+                    if opts.pose_mean:
+                        a = posterior_mean_poses(q_up, sup, a, t, step_of[c])
                     scores[p0 + part, c], mats[p0 + part, c], shifts[p0 + part, c] = sc, a, t
                     refined[p0 + part, c] = True
             rest = np.flatnonzero(~do_refine[:, c])

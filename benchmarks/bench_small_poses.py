@@ -10,10 +10,11 @@ extracted stack) and, per class given, takes its particles (true classes from ``
   global rotation (``affinitomo.evaluate.pose_error``), and the mean score; with the references
   masked around the molecule (``align_mask``, the default) and without;
 - with the masked references, the bound on that alignment (``true_pose_reference``): the same
-  particles averaged in their true poses, masked alike, as the reference (SNR 0.03, split 2, 1s3x:
-  9.0 degrees for all 100, against 10.2 for the reference built; 8.5 for the 77 of the benchmark's
-  group, against 10.0-11.6 for every reference built from estimated poses; docs/benchmarks.md,
-  seventh session).
+  particles averaged in their true poses, masked alike, as the reference (SNR 0.03, split 2, 1s3x,
+  the best poses before ``align_pose_mean``: 9.0 degrees for all 100, against 10.2 for the reference
+  built; 8.5 for the 77 of the benchmark's group, against 10.0-11.6 for every reference built from
+  estimated poses; docs/benchmarks.md, seventh session; with the posterior-mean poses, the default
+  since the eighth session: 8.2 and 9.5).
 
 With ``--soft``, the group alignment is also run with a soft average (``soft_alignment``): each
 member enters the next reference in the 27 poses around its best one (rotation vectors on a grid of
@@ -82,7 +83,7 @@ def soft_average(voxel: float, options: search.SearchOptions, seed: int = 0, spr
                         torch.as_tensor(t, dtype=torch.float32)).numpy()
 
     def average(volumes: np.ndarray, found, reference: np.ndarray) -> np.ndarray:
-        vols = torch.as_tensor(np.asarray(volumes, dtype=np.float32))
+        vols = torch.as_tensor(np.array(volumes, dtype=np.float32))
         particle_filter, (support,) = search.search_filters(torch.as_tensor(reference)[None], voxel, options)
         q = search._fine(search.filtered_particles(vols, particle_filter))
         best, shifts = found.matrices[:, 0], found.shifts[:, 0]

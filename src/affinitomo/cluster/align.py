@@ -25,7 +25,17 @@ within 30 degrees). That is 24 matches of the group instead of 12: about 100 s i
 for 90 particles on 2 cores. What remains on that group is the noise of the particles: their
 average in their true poses, as a reference, gives 8.5 degrees (the template 8.8), and more
 rounds, cross-validated (5-fold) references, FSC weighting, best-particle subsets or all 100 1s3x
-particles of the split each left 10.0-11.6 (docs/benchmarks.md, seventh session).
+particles of the split each left 10.0-11.6 (docs/benchmarks.md, seventh session). A soft average,
+each member in the 125 poses around its best weighted by their likelihood (as maximum-likelihood
+averaging does), did no better on the 100 1s3x particles (10.8 and 11.2 degrees against 10.2), so
+the references are averages in the best poses.
+
+The poses given out are not the best ones, though, but their likelihood-weighted mean over the
+coarse grid's cell around the best (``align_pose_mean``, :func:`affinitomo.match.refine.posterior_mean_poses`).
+At SNR 0.03 one particle's likelihood spreads over about 10 degrees, and the mean of a broad
+likelihood is a better estimate than its maximum: on those 100 particles 10.2 -> 9.5 degrees against
+the reference built, 9.0 -> 8.2 against the particles' average in their true poses
+(docs/benchmarks.md, eighth session).
 
 Each reference is masked softly around its molecule before it is matched (``align_mask``,
 :func:`reference_mask`: the reference low-passed to ``align_resolution`` and thresholded two

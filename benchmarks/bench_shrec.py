@@ -29,6 +29,11 @@ median pose error per asymmetric class (rotation decoder); training time. Usage:
 
     python benchmarks/bench_shrec.py --snr 0.1 --split 0 --work /tmp/shrec_bench --json out.json
     python benchmarks/bench_shrec.py --snr 0.1 --split 0 1 2 --variants tm sim+semi+aug gamma0
+    python benchmarks/bench_shrec.py --snr 0.05 --split 2 --tilt-range -50 50 --defocus-um 4 --variants tm sim+semi+aug
+
+``--tilt-range`` and ``--defocus-um`` image the tomograms as no default run does (data the defaults
+were not chosen on); the tilt range reaches the match stage (``--wedge``) and the alignment
+(``align_wedge``), as the workflow passes ``imaging``.
 
 ``--work`` keeps the simulated data, trained models and latents between runs (each step is skipped
 when its output exists), so ``--cluster-options`` can be compared on the same latents cheaply.

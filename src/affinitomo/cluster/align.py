@@ -26,7 +26,7 @@ for 90 particles on 2 cores. What remains on that group is the noise of the part
 average in their true poses, as a reference, gives 8.5 degrees (the template 8.8), and more
 rounds, cross-validated (5-fold) references, FSC weighting, best-particle subsets or all 100 1s3x
 particles of the split each left 10.0-11.6 (docs/benchmarks.md, seventh session). A soft average,
-each member in the 125 poses around its best weighted by their likelihood (as maximum-likelihood
+each member in the 27 poses around its best weighted by their likelihood (as maximum-likelihood
 averaging does), did no better on the 100 1s3x particles (10.8 and 11.2 degrees against 10.2), so
 the references are averages in the best poses.
 

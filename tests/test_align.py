@@ -57,7 +57,8 @@ def test_no_mask_where_nothing_stands_out_and_none_when_switched_off():
 @pytest.mark.parametrize("bad", [{"align_starts": 0}, {"align_rounds": 1.5}, {"align_resolution": -1},
                                  {"align_wedge": [60, -60]}, {"align_wedge": "60"}, {"align_nonsense": 1},
                                  {"align_regroup_resolution": 0}, {"align_regroup_references": 0},
-                                 {"align_mask": "false"}, {"align_compete": 1}, {"align_reassign": None}])
+                                 {"align_mask": "false"}, {"align_compete": 1}, {"align_reassign": None},
+                                 {"align_pose_mean": "yes"}])
 def test_bad_alignment_options(bad):
     with pytest.raises(InputError):
         AlignOptions.from_dict(bad, source="opts.json")

@@ -93,6 +93,19 @@ def test_classifier_fitted_with_template_scores_needs_those_templates(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("value", "message"), [("{\"align_unknown\": 2}", "align_unknown"),
+                                                ("{not json", "--cluster-options"),
+                                                ("missing.json", "missing.json")])
+def test_bad_cluster_options_stop_apply_before_any_work(tmp_path, capsys, value, message):
+    from affinitomo.cli import main
+
+    run = fake_run(tmp_path / "run", KNOWN)
+    code = main(["apply", "--run", str(run), "--tomograms", str(tmp_path / "none.mrc"), "--particles",
+                 str(tmp_path / "p.star"), "--out", str(tmp_path / "out"), "--cluster-options", value])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -116,6 +129,8 @@ def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
     base["similarity"]["templates"] = str(demo / "templates")
     # Agreement between the full run and apply mode, not accuracy: fewer simulated particles keep it quick.
     base["training_data"]["simulated_per_class"] = 100
+    # The unknown groups' 3-D alignment (minutes per cluster stage) is the demo test's; here the classifier is.
+    base["cluster"] = {"align_unknown": False, "align_regroup": False}
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(base))
     snakemake(tmp_path, tmp_path / "train.yaml", "--cores", "2")
     trained = tmp_path / "results"
@@ -142,7 +157,8 @@ def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
     # `affinitomo apply` on tomogram 1 (seen in training): the same class for every particle.
     out = tmp_path / "apply_cli"
     subprocess.run([f"{env_bin}/affinitomo", "apply", "--run", str(trained), "--tomograms", str(tomos / "tomo01.mrc"),
-                    "--particles", str(demo / "particles.star"), "--out", str(out), "--templates", str(demo / "templates")],
+                    "--particles", str(demo / "particles.star"), "--out", str(out), "--templates", str(demo / "templates"),
+                    "--cluster-options", json.dumps(base["cluster"])],
                    check=True, capture_output=True)
     again = read_particles(out / "particles.star").set_index("afmParticleId")
     before = read_particles(trained / "particles.star").set_index("afmParticleId").loc[again.index]

@@ -300,3 +300,22 @@ def test_posterior_mean_pose_finds_the_peak_near_the_best_pose_and_stays_in_its_
     mean = posterior_mean_poses(q, support, off, np.zeros((4, 3)), step)
     assert np.allclose(mean @ mean.transpose(0, 2, 1), np.eye(3), atol=1e-6) and np.allclose(np.linalg.det(mean), 1)
     assert np.all(angular_distance(mean, off) < step / 2 * np.sqrt(3))
+
+
+def test_pose_mean_changes_only_the_best_templates_pose():
+    """match_stack's pose_mean: the best template's pose becomes the posterior mean (near the best
+    pose); the other templates keep their best poses and every score stays as it was."""
+    from dataclasses import replace
+
+    n = 32
+    a, b = blobs(n, 0), blobs(n, 1)
+    stack, _, mats = make_particles([a], 6, seed=7, noise=1.0)
+    opts = SearchOptions(refine_levels=2)
+    best = match_stack(stack, np.stack([a, b]), VOXEL, np.array([120.0, 120.0]), opts, progress=False)
+    mean = match_stack(stack, np.stack([a, b]), VOXEL, np.array([120.0, 120.0]), replace(opts, pose_mean=True),
+                       progress=False)
+    assert np.array_equal(best.scores, mean.scores) and best.scores[:, 0].min() > best.scores[:, 1].max()
+    np.testing.assert_array_equal(mean.matrices[:, 1], best.matrices[:, 1])
+    moved = angular_distance(mean.matrices[:, 0], best.matrices[:, 0])
+    assert np.all(moved > 0) and np.all(moved < best.angular_step / 2 * np.sqrt(3)), moved
+    assert np.median(angular_distance(mean.matrices[:, 0], mats)) < 10.0

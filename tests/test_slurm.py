@@ -117,6 +117,9 @@ def test_demo_workflow_runs_under_slurm_with_declared_resources(local_slurm, tmp
     work.mkdir()
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config.update(device="cpu", train={"epochs": 2})
+    # The wiring is under test, not accuracy: fewer simulated particles, no 3-D alignment of unknown groups.
+    config["training_data"]["simulated_per_class"] = 100
+    config["cluster"] = {"align_unknown": False, "align_regroup": False}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
            "--configfile", str(work / "config.yaml"), "--workflow-profile", str(PROFILE),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from affinitomo.errors import InputError
 
 if TYPE_CHECKING:
+    from affinitomo.cluster.pipeline import StageOptions
     from affinitomo.match import MatchOptions
 
 log = logging.getLogger(__name__)
@@ -94,13 +95,16 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
               pixel_size: float | None = None, binning: int = 1, normalise: bool = True, invert: bool = False,
               mask_radius: float | None = None, edge: str = "pad", truth: str | Path | None = None,
               device: str = "auto", pick_options: dict | None = None, templates: str | Path | None = None,
-              match_options: "MatchOptions | None" = None) -> dict:
+              match_options: "MatchOptions | None" = None,
+              cluster_options: "StageOptions | None" = None) -> dict:
     """Classify the particles of ``tomograms`` with the run in ``run_dir``; write ``out_dir``.
 
     Particles come from ``particles`` (a table) or, with ``pick_diameter`` (Å), from the
     reference-free picker. Extraction settings must be those the model was trained with.
     ``templates`` (a folder of maps): needed, and only used, when the classifier was fitted
     with template scores (``match_options``: the search; default as ``affinitomo match``).
+    ``cluster_options``: the cluster stage's (default as ``affinitomo cluster``); give the earlier
+    run's for the same treatment of unknown groups.
     """
     from affinitomo.cluster.pipeline import run_cluster
     from affinitomo.embed import run_embed
@@ -143,4 +147,4 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     return run_cluster(latents, embedded["embedding"], extracted, out_dir, truth_path=truth, matrix_path=run.matrix,
                        training_log=run.training_log, stack_path=stack, classifier_path=run.classifier,
                        checkpoint=run.checkpoint, tomograms=list(files.values()), match_scores=scores,
-                       match_poses=poses)
+                       match_poses=poses, options=cluster_options)

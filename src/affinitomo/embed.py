@@ -145,11 +145,11 @@ class EmbedOptions:
         return opts
 
 
-def parse_options(text: str | None) -> dict[str, Any]:
-    """``--options``: an inline JSON object, or the path of a JSON file holding one."""
+def parse_options(text: str | None, flag: str = "--options") -> dict[str, Any]:
+    """``flag``'s value: an inline JSON object, or the path of a JSON file holding one."""
     if not text:
         return {}
-    source: Any = "--options"
+    source: Any = flag
     if not text.lstrip().startswith("{"):
         path = Path(text)
         if not path.exists():

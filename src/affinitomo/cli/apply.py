@@ -29,14 +29,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--templates", type=Path, default=None, metavar="DIR",
                         help="the template maps the earlier run matched against (needed when its classifier "
                              "uses template scores)")
+    parser.add_argument("--cluster-options", default=None, metavar="JSON",
+                        help="the cluster stage's options, as 'affinitomo cluster --options' (JSON inline or a file); "
+                             "give the earlier run's (its config's cluster section)")
 
 
 def run(args: argparse.Namespace) -> int:
     from affinitomo.apply import apply_run
+    from affinitomo.cluster.pipeline import StageOptions
+    from affinitomo.embed import parse_options
 
+    cluster_options = StageOptions.from_dict(parse_options(args.cluster_options, "--cluster-options"), source="--cluster-options")
     apply_run(args.run, args.tomograms, args.out, particles=args.particles, pick_diameter=args.pick_diameter,
               pixel_size=args.pixel_size, binning=args.binning, normalise=args.normalise, invert=args.invert,
               mask_radius=args.mask_radius, edge=args.edge, truth=args.truth, device=args.device,
               pick_options={"threshold": args.pick_threshold, "polarity": args.pick_polarity, "progress": False},
-              templates=args.templates)
+              templates=args.templates, cluster_options=cluster_options)
     return 0

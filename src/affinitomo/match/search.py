@@ -53,7 +53,7 @@ class SearchOptions:
     n_candidates: int = 2
     refine_levels: int = 3
     batch: int = 128
-    pose_mean: bool = False  # refined poses: the likelihood-weighted mean around the best (refine.posterior_mean_poses)
+    pose_mean: bool = False  # the best template's pose: the likelihood-weighted mean around it (refine.posterior_mean_poses)
 
 
 @dataclass
@@ -223,8 +223,6 @@ def match_stack(
                     q_up = _fine(q[part])
                     sc, a, t = refine_poses(q_up[np.searchsorted(part, pair[in_batch])], sup, a0[in_batch], t0[in_batch],
                                             step_of[c], opts.refine_levels, opts.max_shift + 0.5, group=pair[in_batch])
-                    if opts.pose_mean:
-                        a = posterior_mean_poses(q_up, sup, a, t, step_of[c])
                     scores[p0 + part, c], mats[p0 + part, c], shifts[p0 + part, c] = sc, a, t
                     refined[p0 + part, c] = True
             rest = np.flatnonzero(~do_refine[:, c])
@@ -235,6 +233,14 @@ def match_stack(
                 scores[p0 + r, c] = evaluate(_fine(q[r]), sup, a, t)[:, 0].cpu().numpy()
                 mats[p0 + r, c], shifts[p0 + r, c] = cand[r, c, 0], cand_shift[r, c, 0]
             bar.update(b)
+        if opts.pose_mean:  # only the pose given out, the best template's, is worth its cost
+            top = scores[p0 : p0 + b].argmax(axis=1)
+            for c in np.unique(top):
+                idx = np.flatnonzero((top == c) & refined[p0 : p0 + b, c])
+                for s in range(0, len(idx), opts.batch):
+                    r = p0 + idx[s : s + opts.batch]
+                    mats[r, c] = posterior_mean_poses(_fine(q[r - p0]), supports[c], mats[r, c], shifts[r, c],
+                                                      step_of[c])
     bar.close()
     return SearchResult(np.clip(scores, -1.0, 1.0), mats, shifts, refined, float(step_of.min()),
                         sum(len(level.search.grid) for level in levels))

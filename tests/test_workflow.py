@@ -182,8 +182,8 @@ def test_picking_mode_picks_each_tomogram(tmp_path):
 def test_demo_end_to_end_then_nothing_to_do(tmp_path):
     """The whole demo through Snakemake: every result written, sane metrics, idempotent.
 
-    100 simulated particles per class instead of the demo's 1000 keep it to a quarter of the
-    training time on 2 cores; every rule still runs as the README's quick start runs it."""
+    100 simulated particles per class instead of the demo's 1000 train on a sixth of the particles
+    (1 600, not 9 700) on 2 cores; every rule still runs as the README's quick start runs it."""
     config = write_config(tmp_path, training_data={"simulated_per_class": 100})
     snakemake(tmp_path, config, "--cores", "2")
     results = tmp_path / "results"

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from affinitomo.cluster.pipeline import StageOptions
     from affinitomo.embed import parse_options
 
-    cluster_options = StageOptions.from_dict(parse_options(args.cluster_options, "--cluster-options"), source="--cluster-options")
+    flag = "--cluster-options"
+    cluster_options = StageOptions.from_dict(parse_options(args.cluster_options, flag), source=flag)
     apply_run(args.run, args.tomograms, args.out, particles=args.particles, pick_diameter=args.pick_diameter,
               pixel_size=args.pixel_size, binning=args.binning, normalise=args.normalise, invert=args.invert,
               mask_radius=args.mask_radius, edge=args.edge, truth=args.truth, device=args.device,

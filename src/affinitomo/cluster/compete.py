@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from affinitomo.cluster.align import AlignOptions, average_in_frame, masked_reference, match_references
+from affinitomo.cluster.align import AlignOptions, group_reference, match_references
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,7 @@ def class_references(stack: Any, labels: np.ndarray, labelled: np.ndarray, best_
         rows = np.flatnonzero(labelled & (labels == name) & (best_template == name))
         if rows.size < options.align_min_particles:
             continue
-        if rows.size > 4 * options.align_max_particles:  # enough for an average; bounds the reading
-            rows = np.sort(np.random.default_rng(options.seed).choice(rows, 4 * options.align_max_particles,
-                                                                        replace=False))
-        out[name] = masked_reference(average_in_frame(np.asarray(stack[rows], dtype=np.float32), rotations[rows]),
-                                     voxel_size, options)
+        out[name] = group_reference(stack, rows, rotations[rows], voxel_size, options)
     return out
 
 

@@ -324,15 +324,15 @@ def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, opti
     if options.align_reassign and len(ids) > 1:
         best = own
         for r in range(options.align_reassign_rounds):
-            if r:  # the references made again from the groups as they are now
-                references = [group_reference(stack, rows[best == i], rotations[best == i, i], voxel_size, options)
-                              if np.any(best == i) else references[i] for i in range(len(ids))]
             scores, rotations = match_references(stack, rows, np.stack(references), voxel_size, options, device)
             moves = int(np.sum(scores.argmax(axis=1) != best))
             best = scores.argmax(axis=1)
             log.info("reassignment round %d: %d of %d particles moved to another group", r + 1, moves, rows.size)
-            if not moves:
+            if not moves or r + 1 == options.align_reassign_rounds:
                 break
+            # the references made again from the groups as they are now
+            references = [group_reference(stack, rows[best == i], rotations[best == i, i], voxel_size, options)
+                          if np.any(best == i) else references[i] for i in range(len(ids))]
     else:
         scores, rotations = np.zeros((len(rows), len(ids))), np.zeros((len(rows), len(ids), 3, 3))
         for i, g in enumerate(ids):

@@ -59,8 +59,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="a bench_shrec.py folder snr<SNR>_split<S>")
     parser.add_argument("--variant", default="sim+semi+aug")
     a = parser.parse_args()
+    results = a.data / a.variant / "results" / "particles.star"
+    if not (a.data / "extract" / "subtomos.npy").exists() or not results.exists():
+        print(f"skipped: no extracted stack or no {results} (run bench_shrec.py with --work first)")
+        return
     stack = np.load(a.data / "extract" / "subtomos.npy", mmap_mode="r")
-    table = read_particles(a.data / a.variant / "results" / "particles.star")
+    table = read_particles(results)
     truth = read_particles(a.data / "data" / "truth.star").set_index("afmParticleId")
     names = truth.loc[table["afmParticleId"].to_numpy(), "afmClassName"].to_numpy().astype(str)
     unknown = table["afmClassName"].to_numpy() == "unknown"

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from affinitomo.cluster.align import AlignOptions, align_unknown_groups
+from affinitomo.cluster.align import AlignOptions, align_unknown_groups, split_halves
 from affinitomo.cluster.clustering import ClusterOptions, cluster_points, with_unknown_groups
 from affinitomo.cluster.regroup import regroup_unknown
 from affinitomo.geometry import random_matrices, rotate_volume
@@ -100,3 +100,29 @@ def test_reassignment_rounds_unmix_look_alikes_that_one_round_leaves_mixed(monke
     assert (rounds == truth).all()
     assert 1 < len(calls) < opts.align_reassign_rounds  # stopped when none moved, before the cap
     assert sorted(aligned) == [0, 1] and all(a["rows"].size == 20 for a in aligned.values())
+
+
+def test_halves_split_every_group_evenly_and_stay_put():
+    groups = np.repeat([3, 0, 7], [5, 10, 1])
+    half = split_halves(groups, seed=0)
+    assert [int(half[groups == g].sum()) for g in (3, 0, 7)] == [2, 5, 0]
+    assert (split_halves(groups, seed=0) == half).all() and not (split_halves(groups, seed=1) == half).all()
+
+
+def test_cross_validated_halves_join_a_small_group_to_the_larger_one_of_its_molecule():
+    # One molecule in two groups (16 and 6 particles), another in a third; noise 3x the signal.
+    rng = np.random.default_rng(0)
+    n = 32
+    shapes = [s / s.std() for s in (asymmetric_phantom(n), rod_phantom(n))]
+    truth = np.repeat([0, 1], [22, 16])
+    stack = np.stack([rotate_volume(shapes[t], r) for t, r in zip(truth, random_matrices(len(truth), rng))])
+    stack = (stack + rng.normal(scale=3 * stack.std(), size=stack.shape)).astype(np.float32)
+    groups = np.repeat([0, 2, 1], [16, 6, 16])
+    opts = AlignOptions(align_starts=1, align_rounds=3, align_min_particles=5, align_no_wedge=True)
+    # Matched against averages that contain them, the 6 prefer their own small group...
+    _, full = align_unknown_groups(stack, groups, 10.0, opts)
+    assert (full == groups).all()
+    # ... against the halves that do not, they join the other 16 of their molecule; no one else moves.
+    aligned, halves = align_unknown_groups(stack, groups, 10.0, replace(opts, align_reassign_halves=True))
+    assert (halves == np.where(truth == 0, 0, 1)).all()
+    assert sorted(aligned) == [0, 1] and aligned[0]["moved_in"] == 6 and aligned[0]["rows"].size == 22

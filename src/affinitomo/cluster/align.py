@@ -115,6 +115,7 @@ class AlignOptions:
     align_pose_mean: bool = True  # poses: the likelihood-weighted mean around the best (refine.posterior_mean_poses)
     align_reassign: bool = True  # each member of an aligned group goes to the group whose reference it matches best
     align_reassign_rounds: int = 5  # at most this many reassignments, each with references made again; until none moves
+    align_reassign_halves: bool = False  # reassign by cross-validated half references (cross_validated_choice)
     align_compete: bool = True  # known classes' averages and unknown groups' references compete (cluster.compete)
     align_regroup: bool = True  # regroup the unknown particles by scores against their subgroups' references
     align_regroup_resolution: float = 1.0  # Louvain resolution of the over-split that makes those references
@@ -130,7 +131,7 @@ class AlignOptions:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(source, name, f"a positive integer, got {value!r}")
         for name in ("align_unknown", "align_no_wedge", "align_mask", "align_pose_mean", "align_reassign",
-                     "align_compete", "align_regroup"):
+                     "align_reassign_halves", "align_compete", "align_regroup"):
             if not isinstance(getattr(opts, name), bool):
                 raise InputError(source, name, f"true or false, got {getattr(opts, name)!r}")
         if not isinstance(opts.align_resolution, (int, float)) or not opts.align_resolution > 0:
@@ -295,6 +296,53 @@ def match_references(stack: Any, rows: np.ndarray, references: np.ndarray, voxel
     return scores, rotations
 
 
+def split_halves(groups: np.ndarray, seed: int) -> np.ndarray:
+    """0 or 1 per entry of ``groups``: each group's members cut at random into two halves that differ
+    by at most one member (seeded)."""
+    rng = np.random.default_rng(seed)
+    half = np.zeros(len(groups), dtype=np.int64)
+    for g in np.unique(groups):
+        members = rng.permutation(np.flatnonzero(groups == g))
+        half[members[1::2]] = 1
+    return half
+
+
+def cross_validated_choice(stack: Any, rows: np.ndarray, groups: np.ndarray, rotations: np.ndarray,
+                           half: np.ndarray, references: list[np.ndarray], voxel_size: float, options: AlignOptions,
+                           device: str = "cpu") -> np.ndarray:
+    """The group (index into ``references``) each row prefers when no reference contains it.
+
+    ``groups``: the group index per row; ``rotations`` (len(rows), G, 3, 3): each row's pose against
+    each group's reference; ``half``: 0 or 1 per row (:func:`split_halves`). Every group's half k
+    is averaged at its members' poses against their own group (:func:`group_reference`); a row of
+    group g in half k is matched against the other half of g and half k of every other group, so
+    each candidate holds about half a group and none holds the row. A group's reference that
+    contains its member scores that member higher the fewer members it has (the member's own noise
+    correlates with it), which kept a small group of one molecule apart from a larger group of the
+    same molecule; see :func:`align_unknown_groups`. Where a half is empty, that group's other half
+    stands in (a row's own group: its full ``references`` entry). A group left without members is
+    no candidate: its reference is that of members who have left it, and would pull them back.
+    """
+    alive = [i for i in range(len(references)) if np.any(groups == i)]
+    halves: dict[tuple[int, int], np.ndarray] = {}
+    for i in alive:
+        for k in (0, 1):
+            mine = (groups == i) & (half == k)
+            if mine.any():
+                halves[i, k] = group_reference(stack, rows[mine], rotations[mine, i], voxel_size, options)
+    choice = groups.copy()
+    for i in alive:
+        for k in (0, 1):
+            mine = (groups == i) & (half == k)
+            if not mine.any():
+                continue
+            candidates = [halves.get((i, 1 - k), references[i]) if j == i
+                          else halves.get((j, k), halves.get((j, 1 - k))) for j in alive]
+            scores, _ = match_references(stack, rows[mine], np.stack(candidates), voxel_size, options, device)
+            choice[mine] = np.asarray(alive)[scores.argmax(axis=1)]
+    return choice
+
+
 def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, options: AlignOptions,
                          device: str = "cpu") -> tuple[dict[int, dict[str, Any]], np.ndarray]:
     """Align every group (``groups``: an id per stack row, -1 for rows of no unknown group) of at
@@ -302,6 +350,10 @@ def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, opti
     to the group whose reference it matches best, at that match's pose, in up to
     ``align_reassign_rounds`` rounds with the references made again from the groups in between
     (:func:`group_reference`), until none moves. The references returned are those of the last match.
+    With ``align_reassign_halves`` the group each member goes to is chosen against references that
+    do not contain it (:func:`cross_validated_choice`, halves fixed by :func:`split_halves` of the
+    groups before the first round), its pose still against the full reference: one more
+    matching per round.
 
     Returns (per group id: ``rows`` (stack rows), ``rotation`` (per row), ``score`` (mean),
     ``reference`` and ``moved_in``; the groups after reassignment).
@@ -323,10 +375,14 @@ def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, opti
     own = np.searchsorted(ids, groups[rows])
     if options.align_reassign and len(ids) > 1:
         best = own
+        half = split_halves(own, options.seed) if options.align_reassign_halves else None
         for r in range(options.align_reassign_rounds):
             scores, rotations = match_references(stack, rows, np.stack(references), voxel_size, options, device)
-            moves = int(np.sum(scores.argmax(axis=1) != best))
-            best = scores.argmax(axis=1)
+            choice = (scores.argmax(axis=1) if half is None else
+                      cross_validated_choice(stack, rows, best, rotations, half, references, voxel_size, options,
+                                             device))
+            moves = int(np.sum(choice != best))
+            best = choice
             log.info("reassignment round %d: %d of %d particles moved to another group", r + 1, moves, rows.size)
             if not moves or r + 1 == options.align_reassign_rounds:
                 break

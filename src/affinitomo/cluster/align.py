@@ -63,6 +63,18 @@ At SNR 0.03 (split 2), on latents whose grouping had left 3gl1 and 3h84 in two g
 and 50/15 particles, the rounds moved 61, 4 and 0 particles and ended with both 100 % pure and
 complete (docs/benchmarks.md, tenth session).
 
+Those references are averages that contain the member being scored, and the smaller the group,
+the more a member's own noise pulls it to its group's average. That bias kept 13 particles of the
+unseen 2cg9 (SNR 0.03, split 0) in a group of their own beside the other 87.
+``align_reassign_halves`` chooses each member's group by cross-validated half references instead
+(:func:`cross_validated_choice`): a member of half k is scored against the other half of its own
+group and half k of every other group. Its pose is still found against its group's full reference.
+On the same latents it joined the two 2cg9 groups (completeness .87 -> 1.0, ARI of the groups
+.97 -> .99). On split 2 it gave the same figures as the full references, with the near-twins
+3gl1/3h84 100 % pure and complete. Its rounds cost about twice as much (about 3 min, not 1.5, for
+~400 particles in 4-5 groups on 2 cores), so it is off by default until all three splits and
+SNR 0.1 are measured with it (docs/benchmarks.md, twelfth session).
+
 Measured (``benchmarks/bench_shrec.py``, SNR 0.1, groups of 101-120 particles, 3 starts x 4
 rounds, 2 CPU cores): median pose error 1.1 degrees for 4cr2 and 1.0 for 5mrc (the model: 99 and 102),
 5.6 for 1u6g in a group only 52 % pure (81); all starts reached the same score. About 100-170 s

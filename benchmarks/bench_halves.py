@@ -6,9 +6,10 @@ a results folder of ``bench_shrec.py`` and takes the final unknown groups at the
 then asks each member which group it prefers, twice:
 
 - full: every group's masked average (``cluster.align.group_reference``), as the rounds do;
-- halves: each group cut into two random halves with one average per half; a member of half k is
-  matched against the other half of its own group and against half k of every other group, so no
-  reference contains it and every reference holds about half a group.
+- halves: the cluster stage's ``align_reassign_halves`` choice (``cluster.align.cross_validated_choice``):
+  each group cut into two random halves with one average per half; a member of half k is matched
+  against the other half of its own group and against half k of every other group, so no reference
+  contains it and every reference holds about half a group.
 
 Prints, per group, its true classes and how many members prefer another group either way::
 
@@ -23,35 +24,28 @@ from pathlib import Path
 
 import numpy as np
 
-from affinitomo.cluster.align import AlignOptions, group_reference, match_references
+from affinitomo.cluster.align import (AlignOptions, cross_validated_choice, group_reference, match_references,
+                                      split_halves)
 from affinitomo.geometry import euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles
 
 
 def preferences(stack: np.ndarray, rows: dict[int, np.ndarray], rotations: dict[int, np.ndarray], voxel: float,
-                options: AlignOptions, seed: int = 1) -> dict[int, dict[str, dict[int, int]]]:
-    """Per group: the members preferring each other group, with full and with half references."""
+                options: AlignOptions) -> dict[int, dict[str, dict[int, int]]]:
+    """Per group: the members preferring each other group, with full references (``match_references``)
+    and with the cluster stage's cross-validated halves (``cross_validated_choice`` of ``split_halves``)."""
     ids = sorted(rows)
-    full = np.stack([group_reference(stack, rows[g], rotations[g], voxel, options) for g in ids])
-    rng = np.random.default_rng(seed)
-    halves = {}
-    for g in ids:
-        half = np.zeros(len(rows[g]), dtype=int)
-        half[rng.permutation(len(rows[g]))[:len(rows[g]) // 2]] = 1
-        halves[g] = (half, [group_reference(stack, rows[g][half == k], rotations[g][half == k], voxel, options)
-                            for k in (0, 1)])
-    out = {}
-    for i, g in enumerate(ids):
-        scores, _ = match_references(stack, rows[g], full, voxel, options)
-        half, own = halves[g]
-        best_half = np.zeros(len(rows[g]), dtype=int)
-        for k in (0, 1):
-            refs = np.stack([own[1 - k] if h == g else halves[h][1][k] for h in ids])
-            s, _ = match_references(stack, rows[g][half == k], refs, voxel, options)
-            best_half[half == k] = s.argmax(axis=1)
-        out[g] = {kind: {ids[j]: int(np.sum(best == j)) for j in np.unique(best) if j != i}
-                  for kind, best in (("full", scores.argmax(axis=1)), ("halves", best_half))}
-    return out
+    every = np.concatenate([rows[g] for g in ids])
+    index = np.repeat(np.arange(len(ids)), [len(rows[g]) for g in ids])
+    poses = np.zeros((len(every), len(ids), 3, 3))
+    poses[np.arange(len(every)), index] = np.concatenate([rotations[g] for g in ids])
+    full = [group_reference(stack, rows[g], rotations[g], voxel, options) for g in ids]
+    by_full = match_references(stack, every, np.stack(full), voxel, options)[0].argmax(axis=1)
+    by_halves = cross_validated_choice(stack, every, index, poses, split_halves(index, options.seed), full, voxel,
+                                       options)
+    return {g: {kind: {ids[j]: int(np.sum(best[index == i] == j)) for j in np.unique(best[index == i]) if j != i}
+                for kind, best in (("full", by_full), ("halves", by_halves))}
+            for i, g in enumerate(ids)}
 
 
 def main() -> None:

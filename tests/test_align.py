@@ -59,7 +59,7 @@ def test_no_mask_where_nothing_stands_out_and_none_when_switched_off():
                                  {"align_regroup_resolution": 0}, {"align_regroup_references": 0},
                                  {"align_mask": "false"}, {"align_compete": 1}, {"align_reassign": None},
                                  {"align_reassign_rounds": 0}, {"align_pose_mean": "yes"},
-                                 {"align_reassign_halves": 1}])
+                                 {"align_reassign_halves": 1}, {"align_refresh": "no"}])
 def test_bad_alignment_options(bad):
     with pytest.raises(InputError):
         AlignOptions.from_dict(bad, source="opts.json")

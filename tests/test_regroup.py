@@ -7,9 +7,10 @@ from dataclasses import replace
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from affinitomo.cluster.align import AlignOptions, align_unknown_groups, split_halves
+from affinitomo.cluster.align import AlignOptions, align_unknown_groups, match_references, refresh_groups, split_halves
 from affinitomo.cluster.clustering import ClusterOptions, cluster_points, with_unknown_groups
 from affinitomo.cluster.regroup import regroup_unknown
+from affinitomo.evaluate import pose_error
 from affinitomo.geometry import random_matrices, rotate_volume
 from synthetic_shapes import asymmetric_phantom, rod_phantom
 
@@ -126,3 +127,35 @@ def test_cross_validated_halves_join_a_small_group_to_the_larger_one_of_its_mole
     aligned, halves = align_unknown_groups(stack, groups, 10.0, replace(opts, align_reassign_halves=True))
     assert (halves == np.where(truth == 0, 0, 1)).all()
     assert sorted(aligned) == [0, 1] and aligned[0]["moved_in"] == 6 and aligned[0]["rows"].size == 22
+
+
+def test_refresh_builds_anew_the_reference_of_a_group_that_grew():
+    # 8 particles of a molecule make a group's reference; 22 more of it join later (as the competition
+    # with the known classes moves them), at their poses against that reference of 8.
+    rng = np.random.default_rng(2)
+    n = 32
+    shapes = [s / s.std() for s in (asymmetric_phantom(n), rod_phantom(n))]
+    truth = np.repeat([0, 1], [30, 10])
+    true = random_matrices(len(truth), rng)
+    stack = np.stack([rotate_volume(shapes[t], r) for t, r in zip(truth, true)])
+    stack = (stack + rng.normal(scale=2.5 * stack.std(), size=stack.shape)).astype(np.float32)
+    opts = AlignOptions(align_starts=2, align_rounds=3, align_min_particles=5, align_no_wedge=True,
+                        align_reassign=False)
+    aligned, _ = align_unknown_groups(stack, np.repeat([0, -1, 1], [8, 22, 10]), 10.0, opts)
+    joined = match_references(stack, np.arange(8, 30), aligned[0]["reference"][None], 10.0, opts)[1][:, 0]
+    refreshed = refresh_groups(stack, aligned, np.repeat([0, 1], [30, 10]), 10.0, opts)
+    assert refreshed[1] is aligned[1]  # unchanged
+    grown = refreshed[0]
+    assert grown["rows"].tolist() == list(range(30)) and grown["moved_in"] == 22
+    assert grown["rotation"].shape == (30, 3, 3) and not np.allclose(grown["reference"], aligned[0]["reference"])
+
+    def error(poses: np.ndarray) -> float:
+        return pose_error(poses, true[:30], np.zeros(30, dtype=int))["per_class"]["0"]["median_deg"]
+
+    # the 30 at the poses of a reference of 30 against 8 at theirs and 22 against the reference of 8
+    assert error(grown["rotation"]) < error(np.concatenate([aligned[0]["rotation"], joined]))
+    # a change under REFRESH_FRACTION, or a group left with fewer than align_min_particles, is kept
+    few = refresh_groups(stack, refreshed, np.repeat([0, -1, 1], [29, 1, 10]), 10.0, opts)
+    assert few[0] is refreshed[0]  # 1 of 29 changed
+    shrunk = refresh_groups(stack, aligned, np.repeat([0, -1, 1], [8, 29, 3]), 10.0, opts)
+    assert shrunk[1] is aligned[1]

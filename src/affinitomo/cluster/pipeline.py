@@ -327,6 +327,12 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
         if competed is not None:
             rotation[competed.into_groups] = competed.rotation
             pose_source[competed.into_groups] = "group"
+        if competed is not None and options.align.align_refresh:
+            from affinitomo.cluster.align import refresh_groups
+
+            aligned = refresh_groups(stack, aligned, competed.groups, voxel, options.align, device)
+            for group in aligned.values():
+                rotation[group["rows"]] = group["rotation"]
     angles = None
     if rotation is not None:  # rows whose pose is the input's keep its angles as given
         angles = table[ANGLES].to_numpy(float).copy()

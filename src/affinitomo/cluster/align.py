@@ -76,12 +76,13 @@ On the same latents it joined the two 2cg9 groups (completeness .87 -> 1.0, ARI 
 SNR 0.1 are measured with it (docs/benchmarks.md, twelfth session).
 
 The competition with the known classes (:mod:`affinitomo.cluster.compete`) comes after all this
-and can change a group a lot: on the SHREC-like set (SNR 0.03, split 2) 25 particles of the unseen
-1s3x, called a known class until then, joined its group of 76. Their poses were found against a
+and can change a group a lot: on the SHREC-like set (SNR 0.03, split 2) 27 particles of the unseen
+1s3x, called a known class until then, joined its group of 76 (72 of them 1s3x). Their poses were found against a
 reference of the 76, and the rounds of matching and averaging stay near the fixed point they start
 from. So a group whose members changed by at least ``REFRESH_FRACTION`` gets a reference built anew
 from its members and their poses against it (``align_refresh``, :func:`refresh_groups`): median pose
-error of its 1s3x members 10.7 degrees before, 9.6 after (thirteenth session, docs/benchmarks.md).
+error of its 1s3x members 10.7 degrees before, 9.6 after; other seeds of that build gave 9.1-10.8
+(thirteenth session, docs/benchmarks.md).
 
 Measured (``benchmarks/bench_shrec.py``, SNR 0.1, groups of 101-120 particles, 3 starts x 4
 rounds, 2 CPU cores): median pose error 1.1 degrees for 4cr2 and 1.0 for 5mrc (the model: 99 and 102),

@@ -330,9 +330,11 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
         if competed is not None and options.align.align_refresh:
             from affinitomo.cluster.align import refresh_groups
 
-            aligned = refresh_groups(stack, aligned, competed.groups, voxel, options.align, device)
-            for group in aligned.values():
-                rotation[group["rows"]] = group["rotation"]
+            refreshed = refresh_groups(stack, aligned, competed.groups, voxel, options.align, device)
+            for g, group in refreshed.items():
+                if group is not aligned[g]:  # rebuilt: its rows are all in the group now
+                    rotation[group["rows"]] = group["rotation"]
+            aligned = refreshed
     angles = None
     if rotation is not None:  # rows whose pose is the input's keep its angles as given
         angles = table[ANGLES].to_numpy(float).copy()

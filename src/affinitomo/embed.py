@@ -208,10 +208,10 @@ def fit_embedding(mu: np.ndarray, fit_rows: np.ndarray, options: EmbedOptions) -
 
 def transform_in_batches(model: Any, x: np.ndarray, batch: int = 20000) -> np.ndarray:
     """``model.transform`` in batches (bounded memory) with a progress bar."""
-    from tqdm import tqdm
+    from affinitomo.progress import progress_bar
 
     out = []
-    for start in tqdm(range(0, len(x), batch), desc="umap transform", unit="batch", disable=len(x) <= batch):
+    for start in progress_bar(range(0, len(x), batch), desc="umap transform", unit="batch", disable=len(x) <= batch):
         out.append(np.asarray(model.transform(x[start:start + batch]), dtype=np.float32))
     return np.concatenate(out, axis=0)
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
 from affinitomo.model.checkpoint import load_checkpoint
 from affinitomo.model.refine import REFINE_STEPS, refine_rotations
 from affinitomo.model.vae import AffinityVAE
+from affinitomo.progress import progress_bar
 from affinitomo.train.config import config_from_dict
 from affinitomo.train.data import SubtomoStack
 from affinitomo.train.device import autocast, pick_device
@@ -64,7 +64,7 @@ def encode_stack(
     }
     if model.has_rotation:
         out["rotation"] = np.empty((n, 3, 3), np.float64)
-    for start in tqdm(range(0, n, batch_size), desc="encode", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, n, batch_size), desc="encode", unit="batch", disable=not progress):
         idx = np.arange(start, min(start + batch_size, n))
         x = torch.from_numpy(stack.read(idx, normalise)).to(device)
         if device.type == "cpu":

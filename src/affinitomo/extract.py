@@ -34,13 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
 from affinitomo.io.pages import PageBudget
 from affinitomo.io.particles import COORDS, canonicalise, write_particles
 from affinitomo.io.volumes import open_volume
+from affinitomo.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def _write_stack(path: Path, plans: list[_TomogramPlan], out_index: np.ndarray, 
     chunk = max(1, CHUNK_BYTES // row_bytes)
     buffers = [np.empty((chunk, box, box, box), dtype=np.float32) for _ in range(2)]
     pending: list[Future | None] = [None, None]
-    bar = tqdm(total=n_out, desc="extract", unit="subtomo", disable=not progress, leave=False)
+    bar = progress_bar(total=n_out, desc="extract", unit="subtomo", disable=not progress, leave=False)
     fd = os.open(path, os.O_WRONLY)
     try:
         with ThreadPoolExecutor(max_workers=1) as writer:

@@ -37,6 +37,8 @@ rule cluster:
         ),
     log:
         LOGS / "cluster.log",
+    benchmark:
+        BENCHMARKS / "cluster.tsv",
     params:
         out=RESULTS,
         truth=optional_flag("--truth", truth_table()),

@@ -9,6 +9,7 @@ from affinitomo.extract import find_tomograms
 
 RESULTS = Path(config["results"])
 LOGS = RESULTS / "logs"
+BENCHMARKS = RESULTS / "benchmarks"  # one Snakemake benchmark TSV per job: wall time, max RSS (benchmarks/rule_table.py)
 DEMO = Path(config["demo"]["out"])
 APPLY = Path(config["apply"]["from"]) if config["apply"]["from"] else None  # an earlier run's results folder
 
@@ -24,17 +25,18 @@ def demo_tomograms() -> list[str]:
 
 
 def demo_source_flags() -> str:
-    """`simulate demo` (procedural pseudo-proteins) or `simulate templates` (from maps)."""
+    """`simulate demo` (procedural pseudo-proteins) or `simulate templates` (from maps), with the demo's size."""
     demo = config["demo"]
+    flags = []
+    if demo["per_class"] is not None:
+        flags.append(f"--per-class {demo['per_class']}")
+    if demo["shape"] is not None:
+        flags.append("--shape " + " ".join(str(n) for n in demo["shape"]))
     if demo["templates"] is None:
-        return "demo"
-    z, y, x = demo["shape"]
+        return " ".join(["demo", *flags])
     held_out = " ".join(demo["held_out"])
-    return (
-        f"templates --templates {demo['templates']} --per-class {demo['per_class']} "
-        f"--shape {z} {y} {x} --snr {demo['snr']} {imaging_options()}"
-        + (f" --held-out {held_out}" if held_out else "")
-    )
+    flags += [f"--snr {demo['snr']}", imaging_options()] + ([f"--held-out {held_out}"] if held_out else [])
+    return " ".join([f"templates --templates {demo['templates']}", *flags])
 
 
 def tomogram_files() -> dict[str, str]:

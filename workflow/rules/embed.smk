@@ -11,6 +11,8 @@ rule embed:
         embedding=RESULTS / "embed" / "embedding.csv",
     log:
         LOGS / "embed.log",
+    benchmark:
+        BENCHMARKS / "embed.tsv",
     params:
         out=RESULTS / "embed",
         options=options("embed"),

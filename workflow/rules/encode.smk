@@ -10,6 +10,8 @@ rule encode:
         latents=RESULTS / "encode" / "{tomo}" / "latents.npz",
     log:
         LOGS / "encode" / "{tomo}.log",
+    benchmark:
+        BENCHMARKS / "encode" / "{tomo}.tsv",
     params:
         device=config["device"],
     threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
@@ -32,6 +34,8 @@ rule gather_latents:
         latents=RESULTS / "encode" / "latents.npz",
     log:
         LOGS / "gather_latents.log",
+    benchmark:
+        BENCHMARKS / "gather_latents.tsv",
     threads: 1
     resources:
         mem_mb=4000,

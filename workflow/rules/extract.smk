@@ -10,6 +10,8 @@ rule extract:
         particles=RESULTS / "extract" / "{tomo}" / "particles.star",
     log:
         LOGS / "extract" / "{tomo}.log",
+    benchmark:
+        BENCHMARKS / "extract" / "{tomo}.tsv",
     params:
         out=lambda wildcards: RESULTS / "extract" / wildcards.tomo,
         box=config["extract"]["box"],
@@ -39,6 +41,8 @@ rule gather_particles:
         particles=RESULTS / "extract" / "particles.star",
     log:
         LOGS / "gather_particles.log",
+    benchmark:
+        BENCHMARKS / "gather_particles.tsv",
     threads: 1
     resources:
         mem_mb=2000,

@@ -12,6 +12,8 @@ rule match:
         scores=RESULTS / "match" / "{tomo}" / "scores.csv",
     log:
         LOGS / "match" / "{tomo}.log",
+    benchmark:
+        BENCHMARKS / "match" / "{tomo}.tsv",
     params:
         out=lambda wildcards: RESULTS / "match" / wildcards.tomo,
         options=match_options(),

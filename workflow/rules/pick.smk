@@ -8,6 +8,8 @@ rule pick:
         particles=RESULTS / "pick" / "{tomo}.star",
     log:
         LOGS / "pick" / "{tomo}.log",
+    benchmark:
+        BENCHMARKS / "pick" / "{tomo}.tsv",
     params:
         diameter=config["pick"]["diameter"],
         threshold=optional_flag("--threshold", config["pick"]["threshold"]),
@@ -22,5 +24,5 @@ rule pick:
         "../../envs/affinitomo.yaml"
     shell:
         "affinitomo pick --tomograms {input.tomogram} --diameter {params.diameter} --polarity {params.polarity} "
-        "{params.threshold} {params.max_count} {params.pixel_size} --ids-from-name --no-progress "
+        "{params.threshold} {params.max_count} {params.pixel_size} --ids-from-name "
         "--out {output.particles} > {log} 2>&1"

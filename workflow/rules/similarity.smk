@@ -10,6 +10,8 @@ rule similarity:
         plot=report(RESULTS / "similarity.png", caption="../report/similarity.rst", category="Similarity"),
     log:
         LOGS / "similarity.log",
+    benchmark:
+        BENCHMARKS / "similarity.tsv",
     params:
         mode="--matrix" if config["similarity"]["matrix"] else "--templates",
         score=config["similarity"]["score"],

@@ -10,6 +10,8 @@ rule simulate_demo:
         classes=DEMO / "classes.csv",
     log:
         LOGS / "simulate_demo.log",
+    benchmark:
+        BENCHMARKS / "simulate_demo.tsv",
     params:
         source=demo_source_flags(),
         seed=config["demo"]["seed"],
@@ -23,7 +25,7 @@ rule simulate_demo:
         "../../envs/affinitomo.yaml"
     shell:
         "affinitomo simulate {params.source} --out {params.out} --seed {params.seed} "
-        "--n-tomograms {params.n} --no-progress > {log} 2>&1"
+        "--n-tomograms {params.n} > {log} 2>&1"
 
 
 rule simulate_training:
@@ -36,6 +38,8 @@ rule simulate_training:
         particles=RESULTS / "simulated" / "particles.star",
     log:
         LOGS / "simulate_training.log",
+    benchmark:
+        BENCHMARKS / "simulate_training.tsv",
     params:
         out=RESULTS / "simulated",
         per_class=config["training_data"]["simulated_per_class"],
@@ -54,4 +58,4 @@ rule simulate_training:
     shell:
         "affinitomo simulate particles --templates {input.templates} --out {params.out} "
         "--per-class {params.per_class} --box {params.box} {params.snr} {params.imaging} "
-        "--seed {params.seed} {params.invert} {params.mask} --no-progress > {log} 2>&1"
+        "--seed {params.seed} {params.invert} {params.mask} > {log} 2>&1"

@@ -11,6 +11,8 @@ rule train:
         log_csv=RESULTS / "train" / "training.csv",
     log:
         LOGS / "train.log",
+    benchmark:
+        BENCHMARKS / "train.tsv",
     params:
         out=RESULTS / "train",
         options=options("train"),

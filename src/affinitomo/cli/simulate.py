@@ -114,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     demo.add_argument("--voxel-size", type=float, default=DEMO_VOXEL_SIZE, help=f"Å per voxel (default {DEMO_VOXEL_SIZE:g})")
     tpl = sub.add_parser("templates", help="tomograms from a folder of template maps", description="Tomograms from template maps: tilt series, CTF, noise, WBP.")
     tpl.add_argument("--templates", required=True, help="folder of template maps (.mrc), protein density positive")
-    _common(tpl, per_class=None, shape=None, n_tomograms=1, imaging="tiltseries", contrast="dark", held_out=[])
+    _common(tpl, per_class=25, shape=(200, 512, 512), n_tomograms=1, imaging="tiltseries", contrast="dark", held_out=[])
     tpl.add_argument("--voxel-size", type=float, default=10.0, help="Å per voxel of the tomograms (default 10)")
     tpl.add_argument("--template-voxel-size", type=float, default=None, help="Å per voxel of the maps when their headers lack it")
     par = sub.add_parser(
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         labelled_fraction=args.labelled_fraction,
         voxel_size=args.voxel_size,
         imaging=imaging_from_args(args),
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=not args.no_progress,
     )
     if args.source == "demo":
         from affinitomo.simulate.demo import simulate_demo
@@ -180,7 +180,7 @@ def _run_particles(args: argparse.Namespace) -> int:
         invert=args.invert,
         mask_radius=args.mask_radius,
         template_voxel_size=args.template_voxel_size,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=not args.no_progress,
     )
     log.info("wrote %d simulated subtomograms of %d classes to %s", len(table), table["afmClassName"].nunique(), args.out)
     return 0

@@ -396,14 +396,14 @@ def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, opti
     Returns (per group id: ``rows`` (stack rows), ``rotation`` (per row), ``score`` (mean),
     ``reference`` and ``moved_in``; the groups after reassignment).
     """
-    from tqdm import tqdm
+    from affinitomo.progress import progress_bar
 
     groups = np.asarray(groups, dtype=np.int64)
     ids = [int(g) for g in np.unique(groups[groups >= 0]) if np.sum(groups == g) >= options.align_min_particles]
     if not ids:
         return {}, groups
     references = []
-    for g in tqdm(ids, desc="align unknown groups", unit="group", disable=len(ids) < 2):
+    for g in progress_bar(ids, desc="align unknown groups", unit="group", disable=len(ids) < 2):
         members = np.flatnonzero(groups == g)
         reference, score = build_reference(np.asarray(stack[members], dtype=np.float32), voxel_size, options,
                                            device=device)

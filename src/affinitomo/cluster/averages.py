@@ -27,14 +27,14 @@ def open_stack(path: str | Path | list[str | Path], n_rows: int) -> StackRows:
 def class_averages(stack: np.ndarray, groups: np.ndarray, rotations: np.ndarray | None = None,
                    chunk: int = 256) -> dict[int, tuple[np.ndarray, int]]:
     """Mean volume per group id (ids < 1 skipped), reading the stack in row order, chunk by chunk."""
-    from tqdm import tqdm
+    from affinitomo.progress import progress_bar
 
     groups = np.asarray(groups, dtype=np.int64)
     box = stack.shape[1:]
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
     wanted = np.flatnonzero(groups > 0)
-    for start in tqdm(range(0, wanted.size, chunk), desc="class averages", unit="chunk",
+    for start in progress_bar(range(0, wanted.size, chunk), desc="class averages", unit="chunk",
                       disable=wanted.size <= chunk):
         rows = wanted[start:start + chunk]
         data = np.asarray(stack[rows], dtype=np.float32)

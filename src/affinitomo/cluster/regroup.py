@@ -50,7 +50,7 @@ def regroup_unknown(stack: Any, features: np.ndarray, unknown: np.ndarray, voxel
     references could be made (too few unknown particles). Returns (labels, info)."""
     from dataclasses import replace
 
-    from tqdm import tqdm
+    from affinitomo.progress import progress_bar
 
     rows = np.flatnonzero(np.asarray(unknown, dtype=bool))
     x = np.asarray(features, dtype=np.float64)[rows]
@@ -68,7 +68,7 @@ def regroup_unknown(stack: Any, features: np.ndarray, unknown: np.ndarray, voxel
         return None, info
     references = []
     unmasked = replace(align, align_mask=False, align_pose_mean=False)  # only the scores are used
-    for g in tqdm(big, desc="regroup: subgroup references", unit="group"):
+    for g in progress_bar(big, desc="regroup: subgroup references", unit="group"):
         members = rows[split == g]  # increasing, as the stack is read best
         reference, score = build_reference(np.asarray(stack[members], dtype=np.float32), voxel_size, unmasked,
                                            starts=1, device=device)

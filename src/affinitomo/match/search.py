@@ -25,11 +25,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from affinitomo.match.coarse import CoarseSearch, bin2, crop_centre, distinct
 from affinitomo.match.filters import apply_filter, filtered_scorer, upsample2, wedge_filter
 from affinitomo.match.refine import TemplateSupport, evaluate, posterior_mean_poses, refine_poses
+from affinitomo.progress import progress_bar
 from affinitomo.similarity.rotations import auto_angular_step, so3_grid
 from affinitomo.similarity.score import FourierScorer
 
@@ -181,7 +181,7 @@ def match_stack(
     refined = np.zeros((n_part, n_cls), dtype=bool)
     k_real = max(2 * int(level.search.sel.sum()) * len(level.search.offsets) for level in levels)
     chunk = max(1, min(opts.batch * 8, CHUNK_BYTES // (4 * k_real)))
-    bar = tqdm(total=n_part * n_cls, desc="match", unit="pair", disable=not progress)
+    bar = progress_bar(total=n_part * n_cls, desc="match", unit="pair", disable=not progress)
     for p0 in range(0, n_part, chunk):
         block = torch.as_tensor(np.array(stack[p0 : p0 + chunk], dtype=np.float32), device=dev)
         q = filtered_particles(block, full_filter)

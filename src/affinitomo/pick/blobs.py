@@ -46,7 +46,6 @@ from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from affinitomo.errors import InputError
 from affinitomo.io.volumes import open_volume
@@ -54,6 +53,7 @@ from affinitomo.pick.bandpass import DogFilter
 from affinitomo.pick.nms import greedy_nms
 from affinitomo.pick.peaks import local_maxima, refine
 from affinitomo.pick.slabs import binned_shape, iter_slabs
+from affinitomo.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def detect_peaks(volume: np.ndarray, settings: PickSettings, *, progress: bool =
     acc = _Peaks([], [], [], [])
     slabs = iter_slabs(volume, b, core, settings.halo)
     n_slabs = math.ceil(shape_b[0] / core)
-    for slab in tqdm(slabs, total=n_slabs, desc=f"pick {name}".strip(), unit="slab", disable=not progress, leave=False):
+    for slab in progress_bar(slabs, total=n_slabs, desc=f"pick {name}".strip(), unit="slab", disable=not progress, leave=False):
         core_data = slab.data[slab.core]
         acc.low, acc.high = min(acc.low, float(core_data.min())), max(acc.high, float(core_data.max()))
         z_pad = (dog.reach if slab.start == 0 else 0, dog.reach if slab.stop == shape_b[0] else 0)

@@ -50,7 +50,6 @@ import numpy as np
 import pandas as pd
 import scipy.fft as sfft
 import torch
-from tqdm import tqdm
 
 from affinitomo.errors import InputError
 from affinitomo.geometry import matrix_to_euler
@@ -71,6 +70,7 @@ from affinitomo.pick.blobs import (
 )
 from affinitomo.pick.peaks import local_maxima, refine
 from affinitomo.pick.slabs import binned_shape, iter_slabs
+from affinitomo.progress import progress_bar
 from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.similarity.rotations import auto_angular_step, so3_grid
 from affinitomo.similarity.score import default_device, radial_frequency, rotate_volumes, soft_lowpass
@@ -209,7 +209,7 @@ def match_slabs(volume: np.ndarray, settings: PickSettings, bank: TemplateBank, 
         batch = int(np.clip(BATCH_BYTES.get(dev.type, BATCH_BYTES["cpu"]) // per_rotation, 1, 64))
     n_batches = math.ceil(n_rot / batch)
     cache: dict[tuple[int, int], torch.Tensor] | None = {} if n_tpl * n_rot * box**3 * 4 <= CACHE_BYTES else None
-    bar = tqdm(total=n_slabs * n_tpl * n_batches, desc=f"pick {name}".strip(), unit="batch", disable=not progress, leave=False)
+    bar = progress_bar(total=n_slabs * n_tpl * n_batches, desc=f"pick {name}".strip(), unit="batch", disable=not progress, leave=False)
 
     positions, nccs, tpls, rots, samples = [], [], [], [], []
     low, high = math.inf, -math.inf

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from affinitomo.errors import InputError
+from affinitomo.progress import progress_bar
 from affinitomo.similarity.maps import fft_size, load_structure, structure_files, to_common_grid
 from affinitomo.similarity.search import search_pose
 
@@ -114,7 +114,7 @@ def compute_similarity(
     rotations = np.tile(np.eye(3), (n, n, 1, 1))
     order = np.argsort(radii, kind="stable")  # each moving map is the larger of its pairs
     n_pairs = n * (n - 1) // 2
-    bar = tqdm(total=n_pairs, desc="similarity pairs", unit="pair", disable=not progress)
+    bar = progress_bar(total=n_pairs, desc="similarity pairs", unit="pair", disable=not progress)
     for pos in range(1, n):
         j = int(order[pos])
         refs = order[:pos]

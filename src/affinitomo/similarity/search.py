@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from affinitomo.progress import progress_bar
 from affinitomo.similarity.maps import mass_radius
 from affinitomo.similarity.rotations import auto_angular_step, distinct_best, local_axis_steps, so3_grid
 from affinitomo.similarity.score import FourierScorer, default_device, rotate_volumes
@@ -66,7 +66,7 @@ def _global_scores(
     rot_t = torch.as_tensor(rotations, dtype=torch.float32, device=refs.device)
     out = np.empty((len(refs), len(rotations)), dtype=np.float32)
     starts = range(0, len(rotations), chunk)
-    for s in tqdm(starts, desc="rotations", unit="batch", disable=not progress, leave=False):
+    for s in progress_bar(starts, desc="rotations", unit="batch", disable=not progress, leave=False):
         rotated = rotate_volumes(moving, rot_t[s : s + chunk])
         best, _ = scorer.correlate(ref_spec, scorer.spectra(rotated))
         out[:, s : s + chunk] = best.cpu().numpy()

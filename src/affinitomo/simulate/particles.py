@@ -34,7 +34,6 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 from scipy import fft as sfft
-from tqdm import tqdm
 
 from affinitomo import __version__
 from affinitomo.errors import InputError
@@ -43,6 +42,7 @@ from affinitomo.geometry import matrix_to_euler, random_matrices, rotate_volume
 from affinitomo.io.atomic import atomic_path
 from affinitomo.io.pages import PageBudget
 from affinitomo.io.particles import write_particles
+from affinitomo.progress import progress_bar
 from affinitomo.simulate.imaging import Imaging
 from affinitomo.simulate.phantoms import bounding_radius
 from affinitomo.simulate.templates import load_templates, to_cube
@@ -234,7 +234,7 @@ def _write_signal(stack: np.ndarray, templates: list[np.ndarray], class_index: n
     total, total_sq, count = 0.0, 0.0, 0
     buf = np.empty((BATCH, pad, pad, pad), dtype=np.float32)
     n = len(class_index)
-    with tqdm(total=n, desc="simulate signal", unit="particle", disable=not progress, leave=False) as bar:
+    with progress_bar(total=n, desc="simulate signal", unit="particle", disable=not progress, leave=False) as bar:
         for lo in range(0, n, BATCH):
             hi = min(n, lo + BATCH)
             for k, i in enumerate(range(lo, hi)):
@@ -256,7 +256,7 @@ def _add_noise(stack: np.ndarray, sigma: float, transfer: ImagingTransfer, dark:
     n, box = len(stack), transfer.box
     mask = spherical_mask(box, opts.mask_radius).reshape(-1) if opts.mask_radius is not None else None
     total, total_sq, count = 0.0, 0.0, 0
-    with tqdm(total=n, desc="simulate noise", unit="particle", disable=not progress, leave=False) as bar:
+    with progress_bar(total=n, desc="simulate noise", unit="particle", disable=not progress, leave=False) as bar:
         for lo in range(0, n, BATCH):
             hi = min(n, lo + BATCH)
             block = np.array(stack[lo:hi])

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 from scipy import fft as sfft
-from tqdm import tqdm
+from affinitomo.progress import progress_bar
 
 FFT_WORKERS = -1
 
@@ -73,7 +73,7 @@ def project(
     if op is None:
         op = projection_operator(nz, nx, angles, n_det)
     out = np.empty((len(angles), ny, n_det), dtype=np.float32)
-    for y0 in tqdm(range(0, ny, slab), desc="project", unit="slab", disable=not progress, leave=False):
+    for y0 in progress_bar(range(0, ny, slab), desc="project", unit="slab", disable=not progress, leave=False):
         y1 = min(ny, y0 + slab)
         block = np.ascontiguousarray(np.asarray(volume[:, y0:y1, :], dtype=np.float32).transpose(0, 2, 1)).reshape(nz * nx, y1 - y0)
         out[:, y0:y1, :] = (op @ block).reshape(len(angles), n_det, y1 - y0).transpose(0, 2, 1)
@@ -131,7 +131,7 @@ def backproject(
     weights = angular_weights(angles).astype(np.float32)[:, None, None]
     if out is None:
         out = np.zeros((nz, ny, nx), dtype=np.float32)
-    for y0 in tqdm(range(0, ny, slab), desc="back-project", unit="slab", disable=not progress, leave=False):
+    for y0 in progress_bar(range(0, ny, slab), desc="back-project", unit="slab", disable=not progress, leave=False):
         y1 = min(ny, y0 + slab)
         block = projections[:, y0:y1, :]
         block = (block if filtered else ramp_filter(block)) * weights

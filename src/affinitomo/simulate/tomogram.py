@@ -13,9 +13,9 @@ from typing import Sequence
 
 import numpy as np
 from scipy import fft as sfft
-from tqdm import tqdm
 
 from affinitomo.geometry import rotate_volume
+from affinitomo.progress import progress_bar
 from affinitomo.simulate.placement import Placement
 
 FFT_WORKERS = -1  # all cores
@@ -50,7 +50,7 @@ def render_particles(
     """Noise-free volume: each class template rotated by its particle's pose A and added at its centre."""
     volume = np.zeros(tuple(shape), dtype=np.float32)
     it = range(len(placement))
-    for i in tqdm(it, desc="particles", unit="particle", disable=not progress, leave=False):
+    for i in progress_bar(it, desc="particles", unit="particle", disable=not progress, leave=False):
         template = templates[placement.class_index[i]]
         paste(volume, rotate_volume(template, placement.matrices[i], order=order), placement.centres[i])
     return volume

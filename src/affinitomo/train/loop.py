@@ -13,13 +13,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
 from affinitomo.model import losses
 from affinitomo.model.checkpoint import load_checkpoint, save_checkpoint
 from affinitomo.model.vae import AffinityVAE
+from affinitomo.progress import progress_bar
 from affinitomo.train import distributed as ddp
 from affinitomo.train.config import TrainConfig, config_from_dict
 from affinitomo.train.data import AUGMENTATION_GROUPS, StackSet, SubtomoStack, group_augment, stratified_split
@@ -346,7 +347,7 @@ class Trainer:
             self.device, len(self.train_rows), len(self.val_rows), len(self.data.classes),
             self.data.stack.box, torch.get_num_threads(),
         )
-        bar = tqdm(total=cfg.epochs, initial=self.start_epoch, desc="train", unit="epoch",
+        bar = progress_bar(total=cfg.epochs, initial=self.start_epoch, desc="train", unit="epoch",
                    disable=not (progress and main), dynamic_ncols=True)
         try:
             for epoch in range(self.start_epoch, cfg.epochs):

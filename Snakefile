@@ -6,7 +6,12 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-configfile: "config.yaml"
+# config.yaml (the quick demo) is the config unless --configfile names others: a config file given
+# on the command line is the whole config, the schema's defaults filling what it leaves out, so
+# the demo's quick settings never leak into a run on other data.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

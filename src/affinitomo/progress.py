@@ -19,11 +19,18 @@ LOG_INTERVAL_S = 10.0  # seconds between two progress lines in a log file
 
 
 class _LineStream(io.TextIOBase):
-    """Turns tqdm's carriage-return redraws into whole lines on standard error."""
+    """Turns tqdm's carriage-return redraws into whole lines on standard error (no line twice)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = ""
 
     def write(self, text: str) -> int:
-        lines = [line.strip() for line in text.replace("\r", "\n").split("\n")]
-        out = "".join(f"{line}\n" for line in lines if line)
+        out = ""
+        for line in (part.strip() for part in text.replace("\r", "\n").split("\n")):
+            if line and line != self._last:
+                out += f"{line}\n"
+                self._last = line
         if out:
             sys.stderr.write(out)
             sys.stderr.flush()

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -240,7 +241,10 @@ class Trainer:
         turns = None
         if rng is not None and self.group is not None:
             batch, turns = group_augment(batch, self.group, rng)
-        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        x = torch.from_numpy(batch)
+        if self.device.type == "cuda":  # page-locked, so the copy below overlaps the GPU's work
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True)
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last_3d)
         if not self.supervise_pose:
@@ -292,8 +296,7 @@ class Trainer:
         sums = torch.zeros(len(TERMS), dtype=torch.float64)
         count = 0
         start = time.perf_counter()
-        for b, idx in enumerate(batches):
-            x, true_rot = self._read(idx, rng if train else None)
+        for b, (idx, (x, true_rot)) in enumerate(zip(batches, self._prefetched(batches, rng if train else None))):
             if train:
                 terms = self._loss(x, idx, beta, gamma, true_rot)
                 self._check_finite(terms, epoch, b)
@@ -318,6 +321,18 @@ class Trainer:
         n_all = int(totals[-1].item())
         means = {t: (float(totals[i]) / n_all if n_all else float("nan")) for i, t in enumerate(TERMS)}
         return means, n_all, seconds
+
+    def _prefetched(self, batches: list[np.ndarray], rng: np.random.Generator | None):
+        """The batches read one ahead by a worker thread, so reading the memory-mapped stack (and
+        the host-to-device copy) overlaps the model's work. One worker reads them in order, so the
+        augmentation draws from ``rng`` in the same order as a plain loop: same batches, same weights."""
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = reader.submit(self._read, batches[0], rng) if len(batches) else None
+            for b in range(len(batches)):
+                batch = pending.result()
+                if b + 1 < len(batches):
+                    pending = reader.submit(self._read, batches[b + 1], rng)
+                yield batch
 
     def _validate(self, epoch: int) -> tuple[dict[str, float], float]:
         """Validation means over all validation rows, and the total over the real ones alone.

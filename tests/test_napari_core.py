@@ -15,11 +15,12 @@ from affinitomo.io.particles import read_particles
 from affinitomo.napari import results as res
 from affinitomo.napari.contrast import contrast_limits, subsample
 from affinitomo.napari.demo import write_demo_results
-from affinitomo.napari.features import REJECTED_ID, UNKNOWN_RGBA, ClassPalette, pose_vectors
+from affinitomo.napari.features import (KNOWN_COLORS, REJECTED_ID, UNKNOWN_GROUP_COLORS, UNKNOWN_RGBA, ClassPalette,
+                                        pose_vectors)
 from affinitomo.napari.particle_view import box_size_for, crop_box, orthogonal_slices
 from affinitomo.napari.raster import extent_of, mask_image, scatter_image
 from affinitomo.napari.selection import medoid, nearest_point, points_in_box, points_in_polygon
-from affinitomo.napari.session import EDITED_NAME, ReviewSession, load_session
+from affinitomo.napari.session import AUTOSAVE_NAME, EDITED_NAME, ReviewSession, load_session
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +37,43 @@ def test_contrast_limits_ignore_outliers():
     assert subsample(vol, 20_000).size <= 40 * 50 * 60 // 8
 
 
-def test_palette_is_stable_and_greys_unknown():
+def test_palette_is_stable_colour_blind_safe_and_greys_unknown():
     palette = ClassPalette(["a", "b"])
     before = palette.colors(np.array(["a", "b"])).copy()
+    palette.add("unknown_c4")
     palette.add("c")
-    after = palette.colors(np.array(["a", "b", "c", "unknown"]), rejected=np.array([0, 0, 0, 0]))
+    after = palette.colors(np.array(["a", "b", "c", "unknown_c4", "unknown", "", "rejected"]))
     np.testing.assert_array_equal(before, after[:2])
-    np.testing.assert_allclose(after[3], UNKNOWN_RGBA)
-    assert len({tuple(c) for c in after[:3]}) == 3
+    np.testing.assert_allclose(after[4], UNKNOWN_RGBA)
+    np.testing.assert_allclose(after[:3, :3], np.array(KNOWN_COLORS)[:3, :3], atol=1e-6)  # Tol muted, in order
+    np.testing.assert_allclose(after[3, :3], UNKNOWN_GROUP_COLORS[0][:3], atol=1e-6)  # Okabe-Ito
+    assert palette.symbols(np.array(["a", "unknown_c4", "rejected"])).tolist() == ["disc", "diamond", "x"]
+    # 30 classes and 20 unknown groups: all distinct, none grey like the greys of unknown/unlabelled/rejected
+    many = ClassPalette([f"k{i}" for i in range(30)] + [f"unknown_c{i}" for i in range(20)])
+    colours = many.colors(np.array(many.names))
+    assert len({tuple(np.round(c, 4)) for c in colours}) == 50
+    assert (np.ptp(colours[:, :3], axis=1) > 0.1).all()  # no grey among them
+
+
+def test_groups_legend_and_numbers():
+    table = pd.DataFrame({
+        "rlnCoordinateX": np.arange(8.0), "rlnCoordinateY": 0.0, "rlnCoordinateZ": 0.0,
+        "afmClassName": ["a", "a", "unknown", "unknown", "unknown", "b", "unknown", ""],
+        "rlnClassNumber": [1, 1, 4, 4, 3, 2, 0, 0],
+        "afmClusterId": [10, 10, 12, 12, 2, 1, -1, 3],
+    })
+    s = ReviewSession(table, classes={"a": 1, "b": 2, "unknown_c2": 3, "unknown_c12": 4, "unknown": 0})
+    assert s.class_names == ["a", "b"]  # unknown groups are not assignable classes
+    assert s.groups().tolist() == ["a", "a", "unknown_c12", "unknown_c12", "unknown_c2", "b", "unknown", ""]
+    assert s.unknown_groups() == ["unknown_c2", "unknown_c12"]  # by class number
+    assert list(s.cluster_rows()) == ["-1", "1", "2", "3", "10", "12"]  # numeric, not text, order
+    s.reject(np.array([7]))
+    assert s.legend() == [("a", 2), ("b", 1), ("unknown_c2", 1), ("unknown_c12", 2), ("unknown", 1),
+                          ("rejected", 1)]
+    assert s.add_class("c") == 5  # above the unknown groups' numbers
+    for bad in ("unknown", "unknown_c2", "rejected", " "):
+        with pytest.raises(ValueError):
+            s.add_class(bad)
 
 
 def test_pose_vectors_follow_relion_convention():
@@ -103,7 +133,10 @@ def test_session_loads_results(results_dir):
     assert len(s.table) == 30 and s.tomograms["tomo01"].data.shape == (64, 160, 160)
     assert s.pixel_size("tomo01") == 10.0
     assert s.class_names[:3] == ["ring_c6", "ring_c7", "d4_stack"]
-    assert "tripod" not in s.class_names  # the held-out class is 'unknown'
+    assert "tripod" not in s.class_names  # the held-out class is 'unknown', in its own unknown group
+    group = s.unknown_groups()[0]
+    assert s.class_names == list(s.class_numbers) and group not in s.class_names
+    assert s.class_average(group).shape == (32, 32, 32)  # averages/unknown_c<k>.mrc
     assert s.diameter == json.loads((results_dir / "run.json").read_text())["particle_diameter"]
     assert s.subtomogram(0).shape == (box_size_for(s.diameter / 10),) * 3
     assert s.class_average("ring_c6").shape == (32, 32, 32)
@@ -140,6 +173,22 @@ def test_relabel_save_round_trip(results_dir):
     s.save(out, overwrite=True)
     assert read_particles(out)["afmClassName"].iloc[5] == "barrel"
     out.unlink()
+
+
+def test_autosave_and_moves(results_dir, tmp_path):
+    results = _copy_results(results_dir, tmp_path)
+    s = load_session(results)
+    assert s.autosave() is None and not s.unsaved  # nothing to keep
+    s.move(np.array([4]), np.array([[1.5, 2.5, 3.5]]))
+    path = s.autosave()
+    assert path == results / AUTOSAVE_NAME and s.autosave() is None  # written once per state
+    back = read_particles(path)
+    assert back[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].iloc[4].tolist() == [1.5, 2.5, 3.5]
+    assert back["afmEdited"].tolist() == [int(i == 4) for i in range(30)]
+    with pytest.raises(FileExistsError, match="autosave"):
+        s.save(path, overwrite=True)
+    s.save()
+    assert not path.exists() and not s.unsaved  # the save holds the edits
 
 
 def test_bad_inputs_leave_nothing_behind(results_dir, tmp_path):

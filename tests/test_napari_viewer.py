@@ -11,6 +11,9 @@ import pytest
 pytest.importorskip("napari")
 pytestmark = pytest.mark.napari
 
+from qtpy.QtCore import Qt  # noqa: E402
+from qtpy.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
+
 from affinitomo.io.particles import read_particles  # noqa: E402
 from affinitomo.napari._reader import get_reader  # noqa: E402
 from affinitomo.napari.demo import write_demo_results  # noqa: E402
@@ -33,6 +36,27 @@ def review(make_napari_viewer, results_dir):
     return viewer, widget
 
 
+@pytest.fixture(scope="module")
+def two_tomograms(tmp_path_factory):
+    return write_demo_results(tmp_path_factory.mktemp("demo2"), shape=(48, 128, 128), per_class=2, n_tomograms=2)
+
+
+def _answer_save_dialog(monkeypatch, path) -> list:
+    """Make "Save as..." get ``path`` from its file dialog; returns the dialog's calls."""
+    calls = []
+
+    def dialog(*args, **kwargs):
+        calls.append(args)
+        return str(path), "STAR files (*.star)"
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
+    return calls
+
+
+def _answer_question(monkeypatch, answer) -> None:
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *args, **kwargs: answer))
+
+
 def test_reader_accepts_results_folder_and_star(results_dir, tmp_path):
     assert get_reader(str(results_dir)) is not None
     assert get_reader(str(results_dir / "particles.star")) is not None
@@ -43,6 +67,7 @@ def test_reader_accepts_results_folder_and_star(results_dir, tmp_path):
     assert kinds == ["image", "points"]
     (image, ikw, _), (points, pkw, _) = layers
     assert ikw["scale"] == pkw["scale"] == (10.0, 10.0, 10.0)  # Å: points and image agree
+    assert ikw["units"] == pkw["units"] == ("angstrom",) * 3
     low, high = ikw["contrast_limits"]
     assert np.mean(np.asarray(image) < low) == pytest.approx(0.01, abs=0.005)
     assert points.shape == (50, 3)
@@ -80,14 +105,14 @@ def test_large_tables_draw_as_images(review, monkeypatch):
     monkeypatch.setattr(_widget, "RINGS_MAX", 5)
     monkeypatch.setattr(_widget, "VIEWER_SELECTION_MAX", 5)
     widget.show_full_embedding()
-    assert type(widget._data_artist).__name__ == "AxesImage"
+    assert type(widget._data_artists[0]).__name__ == "AxesImage"
     rows = widget.select_box(widget._view_xy.min(axis=0) - 1, widget._view_xy.max(axis=0) + 1)
     assert len(rows) == 50 and widget._mask_artist.get_visible()
     layer = widget.points_layers[0]
     assert layer.selected_data == set()  # border colour only above the limit
     np.testing.assert_allclose(layer.border_color, np.tile(SELECTED_BORDER, (50, 1)))
     widget.assign_selected("ring_c6")
-    assert widget._data_artist.get_array().shape[:2] == (360, 360)
+    assert widget._data_artists[0].get_array().shape[:2] == (360, 360)
 
 
 def test_viewer_selection_rings_in_scatter(review):
@@ -124,7 +149,9 @@ def test_relabel_and_save_round_trip(review, results_dir, tmp_path):
     widget.assign_selected("new_class")
     assert layer.features["class"].iloc[:3].tolist() == ["new_class"] * 3
     assert len(set(layer.features["MANUAL_CLUSTER_ID"].iloc[:3])) == 1
-    np.testing.assert_allclose(layer.face_color[0], widget.session.palette.color("new_class"))
+    colour = widget.session.palette.color("new_class")
+    np.testing.assert_allclose(layer.face_color[0, :3], colour[:3])  # selected: filled in the class colour
+    np.testing.assert_allclose(layer.border_color[3], widget.session.colors(np.array([3]))[0])  # others: outline
     widget.select_rows(np.array([5]))
     widget.reject_selected()
     assert layer.features["MANUAL_CLUSTER_ID"].iloc[5] == -1
@@ -148,7 +175,7 @@ def test_medoid_density_and_poses(review):
     z = widget.session.table["rlnCoordinateZ"].iloc[row] * 10.0
     assert viewer.dims.point[0] == pytest.approx(z, abs=10.0)
     widget.density.setChecked(True)
-    assert type(widget._data_artist).__name__ == "PolyCollection"  # hexbin
+    assert type(widget._data_artists[0]).__name__ == "PolyCollection"  # hexbin
     widget.density.setChecked(False)
     widget.poses.setChecked(True)
     vectors = [ly for ly in viewer.layers if ly._type_string == "vectors"]
@@ -202,3 +229,186 @@ def test_reembed_selection(review):
     np.testing.assert_array_equal(np.sort(rows), np.arange(30))
     widget.show_full_embedding()
     assert len(widget._view_rows) == 50
+
+
+def test_buttons_assign_reject_save_row_by_row(review, qtbot, monkeypatch, tmp_path):
+    """The real buttons (pytest-qt fails the test on any exception raised inside a Qt slot)."""
+    viewer, widget = review
+    before = widget.session.table.copy()
+    widget.select_rows(np.array([0, 1, 2]))
+    widget.class_box.setCurrentText("new_class")
+    qtbot.mouseClick(widget.assign_button, Qt.LeftButton)
+    widget.select_rows(np.array([5, 6]))
+    qtbot.mouseClick(widget.reject_button, Qt.LeftButton)
+    calls = _answer_save_dialog(monkeypatch, tmp_path / "edited")  # no suffix: .star is added
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert calls and calls[0][2] == str(widget.session.default_save_path())
+    assert widget.status.text().startswith("saved") and not widget.session.unsaved
+    back = read_particles(tmp_path / "edited.star")
+    number = widget.session.class_numbers["new_class"]
+    assert len(back) == len(before) and number > before["rlnClassNumber"].max()
+    for i in range(len(back)):
+        got, was = back.iloc[i], before.iloc[i]
+        assert got["afmParticleId"] == was["afmParticleId"]
+        assert [got[c] for c in ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")] == pytest.approx(
+            [was[c] for c in ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")])
+        if i in (0, 1, 2):
+            expected = ("new_class", number, 0, 1)
+        elif i in (5, 6):
+            expected = ("", 0, 1, 1)
+        else:
+            expected = (was["afmClassName"], was["rlnClassNumber"], 0, 0)
+        assert (got["afmClassName"], got["rlnClassNumber"], got["afmRejected"], got["afmEdited"]) == expected, i
+
+    # The file exists: asked first; No keeps it, Yes overwrites it.
+    widget.select_rows(np.array([7]))
+    qtbot.mouseClick(widget.assign_button, Qt.LeftButton)
+    _answer_question(monkeypatch, QMessageBox.No)
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert widget.status.text() == "not saved" and widget.session.unsaved
+    assert read_particles(tmp_path / "edited.star")["afmClassName"].iloc[7] == before["afmClassName"].iloc[7]
+    _answer_question(monkeypatch, QMessageBox.Yes)
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert read_particles(tmp_path / "edited.star")["afmClassName"].iloc[7] == "new_class"
+
+    # Failures are messages in the widget: nothing selected, an unwritable path, a cancelled dialog.
+    widget.select_rows(np.zeros(0, dtype=np.int64))
+    qtbot.mouseClick(widget.assign_button, Qt.LeftButton)
+    assert widget.status.text() == "select particles first"
+    (tmp_path / "a_file").write_text("")
+    _answer_save_dialog(monkeypatch, tmp_path / "a_file" / "edited.star")
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert "a_file" in widget.status.text()
+    _answer_save_dialog(monkeypatch, "")
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert widget.status.text() == "not saved"
+
+
+def test_delete_rejects_and_moves_are_saved(review, qtbot, tmp_path):
+    """Delete (the key, napari's action) rejects, raising nothing; a moved point keeps its new centre."""
+    from napari.layers.points._points_key_bindings import delete_selected_points
+
+    viewer, widget = review
+    layer = widget.points_layers[0]
+    viewer.window._qt_window.show()
+    viewer.layers.selection.active = layer
+    layer.mode = "select"
+    layer.selected_data = {2, 3}
+    qtbot.keyClick(viewer.window._qt_viewer.canvas.native, Qt.Key_Delete)
+    layer.selected_data = {8}
+    delete_selected_points(layer)
+    assert len(layer.data) == len(layer.metadata["rows"]) == 50
+    assert widget.session.table["afmRejected"].iloc[[2, 3, 8]].tolist() == [1, 1, 1]
+    assert widget.session.table["afmRejected"].sum() == 3 and "rejected" in widget.status.text()
+    layer.add(np.array([[1.0, 2.0, 3.0]]))  # adding is refused, said
+    assert len(layer.data) == 50 and "cannot be added" in widget.status.text()
+
+    start = layer.data[4].copy()
+    layer._set_drag_start({4}, start)  # what a mouse drag of point 4 does
+    layer._move({4}, start + np.array([0.0, 3.0, -2.0]))
+    assert "moved 1 particle" in widget.status.text()
+    back = read_particles(widget.save(tmp_path / "moved.star"))
+    assert back[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].iloc[4].tolist() == pytest.approx(
+        [start[2] - 2.0, start[1] + 3.0, start[0]])
+    assert back["afmEdited"].iloc[4] == 1 and back["afmRejected"].iloc[[2, 3, 8]].tolist() == [1, 1, 1]
+
+
+def test_unsaved_edits_autosaved_when_viewer_closes(make_napari_viewer, results_dir, tmp_path, qtbot):
+    import shutil
+
+    results = Path(shutil.copytree(results_dir, tmp_path / "results"))
+    viewer = make_napari_viewer(show=True)
+    widget = show_session(viewer, load_session(results))
+    qtbot.waitUntil(widget.isVisible)  # the dock shows once events run
+    widget.select_rows(np.array([1]))
+    widget.reject_selected()
+    autosave = results / "particles_autosave.star"
+    assert not autosave.exists()
+    viewer.close()
+    assert read_particles(autosave)["afmRejected"].iloc[1] == 1
+    viewer = make_napari_viewer()
+    widget = show_session(viewer, load_session(results))
+    assert "particles_autosave.star" in widget.info.text()  # said on opening again
+    widget.select_rows(np.array([2]))
+    widget.reject_selected()
+    widget.save()
+    assert not autosave.exists()  # the save holds every edit
+
+
+def test_units_outlines_and_scale_bar(review):
+    viewer, widget = review
+    layer = widget.points_layers[0]
+    image = [ly for ly in viewer.layers if ly._type_string == "image"][0]
+    assert [str(u) for u in layer.units] == [str(u) for u in image.units] == ["angstrom"] * 3
+    assert viewer.scale_bar.visible
+    assert (layer.face_color[:, 3] == 0).all()  # outlines: the density shows inside
+    np.testing.assert_allclose(layer.border_color, widget.session.colors(layer.metadata["rows"]))
+    group = widget.session.unknown_groups()[0]
+    assert set(layer.symbol[widget.session.groups(layer.metadata["rows"]) == group]) == {"diamond"}
+
+
+def test_legend_colours_counts_show_hide_and_average(review, qtbot):
+    viewer, widget = review
+    entries = widget.legend_entries()
+    session = widget.session
+    group = session.unknown_groups()[0]
+    assert list(entries) == session.class_names + [group]
+    colours = {tuple(np.round(session.palette.color(g), 4)) for g in entries}
+    assert len(colours) == len(entries)  # distinct
+    assert entries["ring_c6"].text(2) == "5" and entries[group].text(2) == "5"
+    assert not entries[group].icon(3).isNull() and not entries["ring_c6"].icon(3).isNull()  # the averages
+    layer = widget.points_layers[0]
+    members = np.flatnonzero(session.groups() == group)
+    entries[group].setCheckState(0, Qt.Unchecked)  # as a click on its box
+    assert not layer.shown[members].any() and layer.shown.sum() == 45
+    assert len(widget._shown_rows) == 45 and not np.isin(widget._shown_rows, members).any()
+    assert len(widget.select_box(widget._view_xy.min(axis=0) - 1, widget._view_xy.max(axis=0) + 1)) == 45
+    entries[group].setCheckState(0, Qt.Checked)
+    assert layer.shown.all() and len(widget._shown_rows) == 50
+    rect = widget.legend.visualItemRect(entries[group])
+    qtbot.mouseClick(widget.legend.viewport(), Qt.LeftButton, pos=rect.center())  # the name: jump to its medoid
+    assert len(widget.selection) == 1 and widget.selection[0] in members
+    assert widget.particle_figure.axes[6].get_title().startswith(f"average {group}")
+
+
+def test_clusters_sorted_numerically(make_napari_viewer, results_dir, tmp_path):
+    import shutil
+
+    from affinitomo.io.particles import write_particles
+
+    results = Path(shutil.copytree(results_dir, tmp_path / "results"))
+    table = read_particles(results / "particles.star")
+    table["afmClusterId"] = np.arange(len(table)) % 12
+    write_particles(results / "particles.star", table)
+    viewer = make_napari_viewer()
+    widget = show_session(viewer, load_session(results))
+    keys = [widget.clusters.itemData(i) for i in range(widget.clusters.count())]
+    assert keys == [str(k) for k in range(12)]
+
+
+def test_selection_moves_to_its_tomogram(make_napari_viewer, two_tomograms, qtbot):
+    viewer = make_napari_viewer()
+    widget = show_session(viewer, load_session(two_tomograms))
+    session = widget.session
+    first, second = session.tomogram_names()
+    widget.poses.setChecked(True)
+
+    def shown():
+        return {(ly._type_string, ly.metadata["tomogram"]) for ly in viewer.layers if ly.visible}
+
+    assert shown() == {("image", first), ("points", first), ("vectors", first)}
+    row = int(session.rows_of(second)[3])
+    widget.select_rows(np.array([row]))  # as a click in the UMAP
+    assert widget.shown_tomogram == second and widget.tomo_box.currentText() == second
+    assert shown() == {("image", second), ("points", second), ("vectors", second)}
+    z = session.table["rlnCoordinateZ"].iloc[row] * session.pixel_size(second)
+    assert viewer.dims.point[0] == pytest.approx(z, abs=session.pixel_size(second))
+    assert viewer.layers.selection.active.metadata["tomogram"] == second
+    cluster = str(session.table["afmClusterId"].iloc[session.rows_of(first)[0]])
+    widget.clusters.setCurrentIndex(widget.clusters.findData(cluster))
+    qtbot.mouseClick(widget.medoid_button, Qt.LeftButton)
+    medoid = int(widget.selection[0])
+    assert widget.shown_tomogram == session.table["rlnTomoName"].iloc[medoid]
+    assert str(session.table["afmClusterId"].iloc[medoid]) == cluster
+    widget.select_rows(session.rows_of(first))  # several in the hidden tomogram: it is shown
+    assert widget.shown_tomogram == first

@@ -12,7 +12,8 @@ from affinitomo.napari.session import load_session
 
 def make_demo_sample() -> list[LayerData]:
     """The package's demo simulator at 64x192x192 voxels of 10 Å, 5 particles of each of its 10
-    classes (one held out, shown as 'unknown'), with synthetic cluster results (about 1 s).
+    classes (one held out: called 'unknown', in its own unknown group), with synthetic cluster
+    results (about 1 s).
 
     The files go to a fresh temporary folder, so the session can save an edited table beside them.
     """

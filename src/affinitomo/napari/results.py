@@ -1,7 +1,8 @@
 """Locating and loading the files of a results folder (no napari needed).
 
 A results folder holds ``particles.star`` (the canonical particle table with the
-cluster stage's columns), ``classes.csv``, optionally ``averages/<class>.mrc`` and
+cluster stage's columns), ``classes.csv``, optionally ``averages/<name>.mrc`` (one per class and
+per unknown group ``unknown_c<cluster id>``) and
 ``run.json`` (``{"tomograms": {name: path}, "stack": path, "latents": path,
 "checkpoint": path, "particle_diameter": Å}``; every key optional, relative paths are
 resolved against the results folder first, then the working directory). Keys that
@@ -123,17 +124,19 @@ def find_tomogram(
     return None
 
 
-def read_class_names(path: str | Path) -> list[str]:
-    """Class names, in order, from a ``classes.csv`` with a ``name`` column (absent file: [])."""
+def read_classes(path: str | Path) -> dict[str, int | None]:
+    """Class and group names -> number (None where the file has no ``number`` column), in file order,
+    from a ``classes.csv`` with a ``name`` column (absent file: {})."""
     path = Path(path)
     if not path.is_file():
-        return []
+        return {}
     from affinitomo.io.tables import read_csv_table
 
     table = read_csv_table(path, ("name",), "a classes.csv with a 'name' column of class names")
-    if "number" in table.columns:
-        table = table.sort_values("number", kind="stable")
-    return [str(n) for n in table["name"]]
+    if "number" not in table.columns:
+        return {str(n): None for n in table["name"]}
+    table = table.sort_values("number", kind="stable")
+    return {str(n): None if k != k else int(k) for n, k in zip(table["name"], table["number"])}  # NaN: None
 
 
 def read_latents(path: str | Path, particle_ids: np.ndarray) -> np.ndarray:

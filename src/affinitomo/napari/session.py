@@ -10,7 +10,13 @@ stack), ``afmClassName``/``rlnClassNumber`` edited, and two flag columns:
 rejected rows. Rejected rows are kept (dropping them would break the row ->
 stack correspondence) but lose their label (``afmClassName`` = "",
 ``rlnClassNumber`` = 0), so a reader that ignores ``afmRejected`` treats them as
-unlabelled, never as a class.
+unlabelled, never as a class. A particle moved in the viewer gets its new
+``rlnCoordinateX/Y/Z`` and ``afmEdited`` = 1 (its latents and UMAP coordinates
+stay those of the old position).
+
+Edits not yet saved are written to ``particles_autosave.star`` beside the
+original (:meth:`ReviewSession.autosave`; the widget does so when the viewer
+closes and a while after the last edit), never over a file the user chose.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from affinitomo.errors import InputError
 from affinitomo.geometry import euler_to_matrix
 from affinitomo.io.volumes import read_volume
 from affinitomo.napari import results as res
-from affinitomo.napari.features import UNKNOWN, UNLABELLED, ClassPalette, particle_features
+from affinitomo.napari.features import (REJECTED, UNKNOWN, UNLABELLED, ClassPalette, is_class_name,
+                                        is_unknown_group, particle_features, particle_groups)
 from affinitomo.napari.particle_view import align_to_reference, box_size_for, crop_box
 from affinitomo.napari.reconstruction import Reconstructor
 from affinitomo.napari.selection import medoid
@@ -39,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EDITED_NAME = "particles_edited.star"
+AUTOSAVE_NAME = "particles_autosave.star"
 REQUIRED_COLUMNS = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
 DEFAULT_TOMO_NAME = "tomogram"
 
@@ -63,7 +71,7 @@ class ReviewSession:
         source: Path | None = None,
         results_dir: Path | None = None,
         run_info: res.RunInfo | None = None,
-        class_names: list[str] | None = None,
+        classes: dict[str, int | None] | list[str] | None = None,
         tomograms: dict[str, Tomogram] | None = None,
         averages: dict[str, np.ndarray] | None = None,
         diameter: float | None = None,
@@ -91,8 +99,14 @@ class ReviewSession:
         self.run_info = run_info or res.RunInfo()
         self.tomograms = tomograms or {}
         self.averages = dict(averages or {})
-        self.class_numbers = self._class_numbers(class_names or [])
-        self.palette = ClassPalette([n for n in self.class_numbers if n not in (UNKNOWN, UNLABELLED)])
+        classes = dict.fromkeys(classes) if isinstance(classes, list) else dict(classes or {})
+        self._top_number = max([int(table["rlnClassNumber"].fillna(0).max()) if len(table) else 0]
+                               + [n for n in classes.values() if n is not None])
+        self.class_numbers = self._class_numbers(classes)
+        self._groups = particle_groups(table)
+        self.palette = ClassPalette(self.class_names + self.unknown_groups())
+        self.edits = 0  # edits so far; saved_edits / autosaved_edits: how many the last (auto)save held
+        self.saved_edits = self.autosaved_edits = 0
         self.diameter = float(diameter) if diameter else self._estimate_diameter()
         self._latents: np.ndarray | None = None
         self.latent_source = ""
@@ -100,19 +114,30 @@ class ReviewSession:
         self._stack_index: np.ndarray | None = None  # stack row of each table row, -1 if none
 
     # ----------------------------------------------------------------- classes
-    def _class_numbers(self, class_names: list[str]) -> dict[str, int]:
+    def _class_numbers(self, classes: dict[str, int | None]) -> dict[str, int]:
+        """Assignable class -> number: the table's pairs, then classes.csv's, then new numbers.
+
+        Unknown groups, 'unknown' and unlabelled are not assignable classes; a new number
+        is above every number in the table and classes.csv, so it never takes an unknown
+        group's.
+        """
         numbers: dict[str, int] = {}
         pairs = self.table[["afmClassName", "rlnClassNumber"]].drop_duplicates()
         for name, number in zip(pairs["afmClassName"], pairs["rlnClassNumber"]):
-            if name not in (UNKNOWN, UNLABELLED) and int(number) > 0:
+            if is_class_name(str(name)) and int(number) > 0:
                 numbers.setdefault(str(name), int(number))
-        for name in class_names:
-            if name not in numbers and name not in (UNKNOWN, UNLABELLED):
-                numbers[name] = max(numbers.values(), default=0) + 1
+        for name, number in classes.items():
+            if is_class_name(name) and name not in numbers:
+                taken = number is None or number <= 0 or number in numbers.values()
+                numbers[name] = self._next_number(numbers) if taken else int(number)
         for name in self.table["afmClassName"].unique():
-            if name not in numbers and name not in (UNKNOWN, UNLABELLED):
-                numbers[str(name)] = max(numbers.values(), default=0) + 1
+            if is_class_name(str(name)) and str(name) not in numbers:
+                numbers[str(name)] = self._next_number(numbers)
         return dict(sorted(numbers.items(), key=lambda kv: kv[1]))
+
+    def _next_number(self, numbers: dict[str, int]) -> int:
+        self._top_number = max(self._top_number, *numbers.values(), 0) + 1
+        return self._top_number
 
     @property
     def class_names(self) -> list[str]:
@@ -122,10 +147,10 @@ class ReviewSession:
     def add_class(self, name: str) -> int:
         """Register a new class name (no-op if known); returns its number."""
         name = name.strip()
-        if not name or name in (UNKNOWN, UNLABELLED):
-            raise ValueError(f"'{name}' cannot be a class name")
+        if not is_class_name(name):
+            raise ValueError(f"'{name}' cannot be a class name (not empty, 'unknown', 'rejected' or unknown_c<k>)")
         if name not in self.class_numbers:
-            self.class_numbers[name] = max(self.class_numbers.values(), default=0) + 1
+            self.class_numbers[name] = self._next_number(self.class_numbers)
             self.palette.add(name)
         return self.class_numbers[name]
 
@@ -133,30 +158,51 @@ class ReviewSession:
     def assign(self, rows: np.ndarray, name: str) -> None:
         """Assign the particles at table positions ``rows`` to class ``name`` (new names are added)."""
         rows = np.asarray(rows, dtype=np.int64)
+        name = name.strip()
         number = self.add_class(name)
-        t = self.table
-        t.loc[rows, "afmClassName"] = name
-        t.loc[rows, "rlnClassNumber"] = number
-        t.loc[rows, "afmRejected"] = 0
-        t.loc[rows, "afmEdited"] = 1
+        self._edit(rows, {"afmClassName": name, "rlnClassNumber": number, "afmRejected": 0}, name)
 
     def reject(self, rows: np.ndarray) -> None:
         """Flag the particles at ``rows`` as rejected (kept in the table, label removed)."""
         rows = np.asarray(rows, dtype=np.int64)
-        t = self.table
-        t.loc[rows, "afmClassName"] = UNLABELLED
-        t.loc[rows, "rlnClassNumber"] = 0
-        t.loc[rows, "afmRejected"] = 1
-        t.loc[rows, "afmEdited"] = 1
+        self._edit(rows, {"afmClassName": UNLABELLED, "rlnClassNumber": 0, "afmRejected": 1}, REJECTED)
+
+    def move(self, rows: np.ndarray, xyz: np.ndarray) -> None:
+        """Give the particles at ``rows`` new centres ``xyz`` ((N, 3) x, y, z in tomogram pixels)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        xyz = np.asarray(xyz, dtype=np.float64).reshape(len(rows), 3)
+        self._edit(rows, dict(zip(REQUIRED_COLUMNS, xyz.T)), None)
+
+    def _edit(self, rows: np.ndarray, values: dict, group: str | None) -> None:
+        if not len(rows):
+            return
+        for column, value in values.items():
+            self.table.loc[rows, column] = value
+        self.table.loc[rows, "afmEdited"] = 1
+        if group is not None:
+            self._groups[rows] = group
+        self.edits += 1
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether there are edits that no explicit save holds."""
+        return self.edits != self.saved_edits
+
+    def _folder(self) -> Path:
+        return self.results_dir if self.results_dir is not None else Path.cwd()
 
     def default_save_path(self) -> Path:
-        folder = self.results_dir if self.results_dir is not None else Path.cwd()
-        return folder / EDITED_NAME
+        return self._folder() / EDITED_NAME
+
+    def autosave_path(self) -> Path:
+        return self._folder() / AUTOSAVE_NAME
 
     def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path:
-        """Write the edited table as a new STAR file (atomically); refuses to overwrite unless asked."""
-        from affinitomo.io.particles import write_particles
+        """Write the edited table as a new STAR file (atomically); refuses to overwrite unless asked.
 
+        A save holds every edit so far, so the autosave file (if any, and not the table
+        under review) is removed.
+        """
         path = Path(path) if path is not None else self.default_save_path()
         if path.suffix.lower() != ".star":
             raise InputError(path, "suffix", "a .star file name")
@@ -164,10 +210,33 @@ class ReviewSession:
             raise FileExistsError(f"{path} exists; pass overwrite=True (or confirm) to replace it")
         if self.source is not None and path.resolve() == Path(self.source).resolve() and not overwrite:
             raise FileExistsError(f"{path} is the original table")
+        if path.resolve() == self.autosave_path().resolve():
+            raise FileExistsError(f"{path} is the autosave file; choose another name")
+        self._write(path)
+        self.saved_edits = self.edits
+        autosave = self.autosave_path()
+        if autosave.is_file() and (self.source is None or autosave.resolve() != Path(self.source).resolve()):
+            autosave.unlink()  # its edits are in the file just written
+        return path
+
+    def autosave(self) -> Path | None:
+        """Write the table to :meth:`autosave_path` if it has edits that neither a save nor the last
+        autosave holds; returns the path written, or None."""
+        if not self.unsaved or self.edits == self.autosaved_edits:
+            return None
+        path = self.autosave_path()
+        if self.source is not None and path.resolve() == Path(self.source).resolve():
+            raise FileExistsError(f"{path} is the table under review; save it under another name")
+        self._write(path)
+        self.autosaved_edits = self.edits
+        return path
+
+    def _write(self, path: Path) -> None:
+        from affinitomo.io.particles import write_particles
+
         write_particles(path, self.table)  # atomic
         log.info("wrote %d particles (%d edited, %d rejected) to %s", len(self.table),
                  int(self.table["afmEdited"].sum()), int(self.table["afmRejected"].sum()), path)
-        return path
 
     # ---------------------------------------------------------------- per view
     def tomogram_names(self) -> list[str]:
@@ -181,9 +250,35 @@ class ReviewSession:
         sub["row"] = rows
         return particle_features(sub, self.class_numbers)
 
+    def groups(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Each particle's group (``affinitomo.napari.features``), for ``rows`` (default all)."""
+        return self._groups if rows is None else self._groups[np.asarray(rows, dtype=np.int64)]
+
     def colors(self, rows: np.ndarray) -> np.ndarray:
-        sub = self.table.iloc[rows]
-        return self.palette.colors(sub["afmClassName"].to_numpy(), sub["afmRejected"].to_numpy() != 0)
+        return self.palette.colors(self.groups(rows))
+
+    def symbols(self, rows: np.ndarray) -> np.ndarray:
+        return self.palette.symbols(self.groups(rows))
+
+    def unknown_groups(self) -> list[str]:
+        """The unknown groups, by class number (the cluster stage's: largest first), then cluster id."""
+        found = pd.DataFrame({"name": self._groups, "number": self.table["rlnClassNumber"].to_numpy()})
+        found = found.drop_duplicates("name")
+        found = found[[is_unknown_group(n) for n in found["name"]]].copy()
+        found["cluster"] = [int(n.rsplit("_c", 1)[1]) for n in found["name"]]
+        found["number"] = found["number"].where(found["number"] > 0, np.iinfo(np.int64).max)
+        first = found.sort_values(["number", "cluster"], kind="stable")
+        return first["name"].tolist()
+
+    def legend(self) -> list[tuple[str, int]]:
+        """(group, particle count) for the legend: every assignable class (also when empty), the unknown
+        groups in palette order, then 'unknown', unlabelled and rejected where they have particles."""
+        names, counts = np.unique(self._groups.astype(str), return_counts=True)
+        count = dict(zip(names.tolist(), counts.tolist()))
+        known = [g for g in self.palette.names if g in self.class_numbers]
+        unknown = [g for g in self.palette.names if is_unknown_group(g) and count.get(g)]
+        rest = [g for g in (UNKNOWN, UNLABELLED, REJECTED) if count.get(g)]
+        return [(g, int(count.get(g, 0))) for g in known + unknown + rest]
 
     def table_pixel_size(self, tomo: str) -> float | None:
         """``afmPixelSize`` of the tomogram's particles, None when absent or NaN."""
@@ -233,10 +328,13 @@ class ReviewSession:
         return int(rows[keep][medoid(vectors[keep])])
 
     def cluster_rows(self) -> dict[str, np.ndarray]:
-        """Rows by cluster (``afmClusterId``; by class name when there are no clusters)."""
+        """Rows by cluster (``afmClusterId``, in numeric order; by class name when there are no clusters)."""
         t = self.table
-        key = t["afmClusterId"].astype(int).astype(str) if "afmClusterId" in t.columns else t["afmClassName"]
-        return {str(k): np.flatnonzero(key.to_numpy() == k) for k in sorted(key.unique(), key=str)}
+        if "afmClusterId" in t.columns:
+            key = t["afmClusterId"].fillna(-1).astype(int).to_numpy()
+        else:
+            key = t["afmClassName"].astype(str).to_numpy()
+        return {str(k): np.flatnonzero(key == k) for k in sorted(pd.unique(key))}
 
     # -------------------------------------------------------------- one particle
     def subtomogram(self, row: int, *, aligned: bool = False, box: int | None = None) -> np.ndarray | None:
@@ -256,7 +354,10 @@ class ReviewSession:
         return align_to_reference(volume, euler_to_matrix(t["rlnAngleRot"], t["rlnAngleTilt"], t["rlnAnglePsi"]))
 
     def class_average(self, name: str) -> np.ndarray | None:
-        """``RESULTS/averages/<name>.mrc`` (the cluster stage's file name) if present (cached)."""
+        """``RESULTS/averages/<name>.mrc`` (the cluster stage's file name) if present (cached).
+
+        ``name`` is a class or an unknown group (``unknown_c<cluster id>``).
+        """
         from affinitomo.cluster.results import safe_name
 
         if name not in self.averages and self.results_dir is not None:
@@ -394,9 +495,9 @@ def load_session(
     star, results_dir = res.particles_path(path)
     table = read_particles(star)
     run_info = res.read_run_info(results_dir)
-    class_names = res.read_class_names(results_dir / "classes.csv")
+    classes = res.read_classes(results_dir / "classes.csv")
     session = ReviewSession(table, source=star, results_dir=results_dir, run_info=run_info,
-                            class_names=class_names, diameter=diameter)
+                            classes=classes, diameter=diameter)
     for name in session.tomogram_names():
         found = res.find_tomogram(name, run_info=run_info, tomograms_dir=tomograms_dir, results_dir=results_dir)
         if found is None:

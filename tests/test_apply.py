@@ -41,14 +41,14 @@ def fake_run(folder: Path, classes: list[str], latent_dims: int = 8, score_names
     save_checkpoint(folder / "train" / "model.pt",
                     {"config": cfg.to_dict(), "classes": classes, "model": net.state_dict(), "box": 16})
     (folder / "embed").mkdir()
-    (folder / "embed" / "umap.pkl").write_bytes(b"not read in these tests")
+    (folder / "embed" / "umap.npz").write_bytes(b"not read in these tests")
     return folder
 
 
 def test_missing_file_of_the_earlier_run_is_named(tmp_path):
     run = fake_run(tmp_path / "run", KNOWN)
-    (run / "classifier.pkl").unlink()
-    with pytest.raises(InputError, match="classifier.pkl.*classifier file"):
+    (run / "classifier.npz").unlink()
+    with pytest.raises(InputError, match="classifier.npz.*classifier file"):
         apply_run(run, [tmp_path / "none.mrc"], tmp_path / "out", particles=tmp_path / "p.star")
     assert not (tmp_path / "out").exists()
 
@@ -120,9 +120,10 @@ def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
 
     demo = tmp_path / "demo"
     env_bin = str(Path(sys.executable).parent)
-    subprocess.run([f"{env_bin}/affinitomo", "simulate", "demo", "--out", str(demo), "--n-tomograms", "3",
-                    "--no-progress"], check=True, capture_output=True)
     base = yaml.safe_load((REPO / "config.yaml").read_text())
+    size = ["--per-class", str(base["demo"]["per_class"]), "--shape", *map(str, base["demo"]["shape"])]
+    subprocess.run([f"{env_bin}/affinitomo", "simulate", "demo", "--out", str(demo), "--n-tomograms", "3", *size,
+                    "--no-progress"], check=True, capture_output=True)
     tomos = demo / "tomograms"
     base["data"] = {"particles": str(demo / "particles.star"), "tomograms": [str(tomos / "tomo01.mrc"),
                     str(tomos / "tomo02.mrc")], "pixel_size": None, "truth": str(demo / "truth.star")}
@@ -144,7 +145,7 @@ def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
     assert "rule train" not in proc.stdout + proc.stderr
     new = tmp_path / "results_new"
     table = read_particles(new / "particles.star")
-    assert set(table["rlnTomoName"]) == {"tomo03"} and len(table) == 350
+    assert set(table["rlnTomoName"]) == {"tomo03"} and len(table) == 10 * base["demo"]["per_class"]
     metrics = json.loads((new / "metrics.json").read_text())
     # Classes agree with the truth as well as in the full run (a new tomogram, the same model).
     assert metrics["f1_macro"] > full["f1_macro"] - 0.15, (metrics["f1_macro"], full["f1_macro"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from affinitomo.cli import main
+from affinitomo.cluster.classifier_file import load_classifier
 from affinitomo.cluster import run_cluster
 from affinitomo.cluster.pipeline import latent_prior
 from affinitomo.errors import InputError
@@ -45,7 +47,7 @@ def test_apply_gives_the_classes_of_the_full_run(split):
     part_b = write_inputs(folder / "b", subset(syn, b_rows))
     assert (part_b["particles"].parent / "particles.star").exists()
     run_cluster(part_b["latents"], part_b["embedding"], part_b["particles"], folder / "out_b",
-                matrix_path=part_b["matrix"], classifier_path=folder / "out_a" / "classifier.pkl",
+                matrix_path=part_b["matrix"], classifier_path=folder / "out_a" / "classifier.npz",
                 truth_path=part_b["truth"])
     full = read_particles(folder / "out_all" / "particles.star").set_index("afmParticleId")
     b = read_particles(folder / "out_b" / "particles.star").set_index("afmParticleId")
@@ -57,14 +59,23 @@ def test_apply_gives_the_classes_of_the_full_run(split):
     assert set(b["afmClassName"]) >= set(KNOWN)  # the known classes are found without labels
     m = json.loads((folder / "out_b" / "metrics.json").read_text())
     assert m["fates"][HELD_OUT]["assigned"]["unknown"] > 0.85
-    assert m["open_set"]["applied_from"].endswith("classifier.pkl")
-    again = pickle.loads((folder / "out_b" / "classifier.pkl").read_bytes())
-    assert again["classes"] == pickle.loads((folder / "out_a" / "classifier.pkl").read_bytes())["classes"]
+    assert m["open_set"]["applied_from"].endswith("classifier.npz")
+    again = load_classifier(folder / "out_b" / "classifier.npz")
+    assert again["classes"] == load_classifier(folder / "out_a" / "classifier.npz")["classes"]
+
+
+def with_meta(archive: Path, out: Path, **meta) -> Path:
+    """A copy of ``archive`` with ``meta`` entries changed."""
+    with np.load(archive, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["meta"] = np.array(json.dumps(json.loads(str(arrays["meta"])) | meta))
+    np.savez(out, **arrays)
+    return out
 
 
 def test_classifier_mismatch_fails_before_any_work(split, tmp_path):
     syn, folder, b_rows = split
-    pkl = folder / "out_a" / "classifier.pkl"
+    pkl = folder / "out_a" / "classifier.npz"
     sub = subset(syn, b_rows)
     out = tmp_path / "out"
     # latents of another dimension
@@ -92,15 +103,17 @@ def test_classifier_mismatch_fails_before_any_work(split, tmp_path):
     with pytest.raises(InputError) as err:
         run_cluster(p["latents"], p["embedding"], tmp_path / "lab.star", out, classifier_path=pkl)
     assert err.value.field == "afmClassName"
-    # not our pickle, and a pickle of another version
-    (tmp_path / "x.pkl").write_bytes(pickle.dumps({"hello": 1}))
+    # an archive of another format, one of another version, and a pickle
     with pytest.raises(InputError, match="format"):
-        run_cluster(p["latents"], p["embedding"], p["particles"], out, classifier_path=tmp_path / "x.pkl")
-    old = pickle.loads(pkl.read_bytes()) | {"version": "0.0.1"}
-    (tmp_path / "old.pkl").write_bytes(pickle.dumps(old))
+        run_cluster(p["latents"], p["embedding"], p["particles"], out,
+                    classifier_path=with_meta(pkl, tmp_path / "umap.npz", format="affinitomo-umap"))
     with pytest.raises(InputError) as err:
-        run_cluster(p["latents"], p["embedding"], p["particles"], out, classifier_path=tmp_path / "old.pkl")
+        run_cluster(p["latents"], p["embedding"], p["particles"], out,
+                    classifier_path=with_meta(pkl, tmp_path / "old.npz", version="0.0.1"))
     assert err.value.field == "version"
+    (tmp_path / "x.pkl").write_bytes(pickle.dumps({"hello": 1}))
+    with pytest.raises(InputError, match="pickle.*--trust-pickle"):
+        run_cluster(p["latents"], p["embedding"], p["particles"], out, classifier_path=tmp_path / "x.pkl")
     assert not out.exists()
 
 
@@ -116,7 +129,7 @@ def test_run_json_matches_the_viewer(split, tmp_path):
     (tomo_dir / "notes.txt").write_text("not a tomogram")
     assert main(["cluster", "--latents", str(p["latents"]), "--embedding", str(p["embedding"]),
                  "--particles", str(p["particles"]), "--out", str(tmp_path / "out"),
-                 "--classifier", str(folder / "out_a" / "classifier.pkl"),
+                 "--classifier", str(folder / "out_a" / "classifier.npz"),
                  "--tomograms", str(tomo_dir), str(tmp_path / "tomo_b.mrc"), "--particle-diameter", "120"]) == 0
     raw = json.loads((tmp_path / "out" / "run.json").read_text())
     assert raw["checkpoint"] is None and raw["stack"] is None and raw["particle_diameter"] == 120.0

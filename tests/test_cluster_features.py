@@ -116,7 +116,7 @@ def test_stored_classifier_needs_the_same_scores(weak, tmp_path):
     first = tmp_path / "first"
     run_cluster(paths["latents"], paths["embedding"], paths["particles"], first, matrix_path=paths["matrix"],
                 match_scores=csvs)
-    pkl = first / "classifier.pkl"
+    pkl = first / "classifier.npz"
     again = tmp_path / "again"
     run_cluster(paths["latents"], paths["embedding"], paths["particles"], again, matrix_path=paths["matrix"],
                 match_scores=csvs, classifier_path=pkl)

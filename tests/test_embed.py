@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affinitomo.embed import (EmbedOptions, align_to_table, choose_fit_rows, labelled_mask, load_umap,
+from affinitomo.embed import (EmbedOptions, align_to_table, choose_fit_rows, labelled_mask,
                               parse_options, read_embedding, read_latents, run_embed)
 from affinitomo.errors import InputError
+from affinitomo.umap_file import load_umap
 from synthetic_latents import Synthetic, make_blobs, write_inputs
 
 
@@ -131,7 +132,7 @@ def test_run_embed_with_existing_umap_lands_on_the_same_map(fitted, tmp_path):
     b = emb[["UMAP0", "UMAP1"]].to_numpy()
     span = np.ptp(first[["UMAP0", "UMAP1"]].to_numpy(), axis=0).max()
     assert np.median(np.linalg.norm(a - b, axis=1)) < 0.05 * span  # same map (transform is stochastic)
-    assert (tmp_path / "out" / "umap.pkl").stat().st_size > 0
+    assert (tmp_path / "out" / "umap.npz").stat().st_size > 0
     from affinitomo.cli import main
 
     assert main(["embed", "--latents", str(part["latents"]), "--particles", str(part["particles"]),
@@ -146,11 +147,11 @@ def test_run_embed_existing_umap_bad(fitted, tmp_path):
     with pytest.raises(InputError) as err:
         run_embed(tmp_path / "l5.npz", paths["particles"], tmp_path / "o", umap_path=out["umap"])
     assert err.value.field == "latent_dims"
-    (tmp_path / "not.pkl").write_bytes(b"not a pickle")
-    with pytest.raises(InputError, match="umap-learn"):
-        run_embed(paths["latents"], paths["particles"], tmp_path / "o", umap_path=tmp_path / "not.pkl")
+    (tmp_path / "not.npz").write_bytes(b"not an archive")
+    with pytest.raises(InputError, match="umap.npz written by 'affinitomo embed'"):
+        run_embed(paths["latents"], paths["particles"], tmp_path / "o", umap_path=tmp_path / "not.npz")
     with pytest.raises(InputError, match="not found"):
-        run_embed(paths["latents"], paths["particles"], tmp_path / "o", umap_path=tmp_path / "none.pkl")
+        run_embed(paths["latents"], paths["particles"], tmp_path / "o", umap_path=tmp_path / "none.npz")
     assert not (tmp_path / "o").exists()
 
 

@@ -133,7 +133,7 @@ def test_apply_mode_uses_the_earlier_run_and_does_not_train(tmp_path):
     (tmp_path / "tomos").mkdir()
     (tmp_path / "tomos" / "new.mrc").write_bytes(b"")
     (tmp_path / "picks.star").write_text("")
-    for rel in ("train/model.pt", "train/training.csv", "embed/umap.pkl", "classifier.pkl", "similarity/matrix.csv"):
+    for rel in ("train/model.pt", "train/training.csv", "embed/umap.npz", "classifier.npz", "similarity/matrix.csv"):
         (tmp_path / "old" / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "old" / rel).write_bytes(b"x")
     config = write_config(tmp_path, data={"particles": "picks.star", "tomograms": ["tomos"], "truth": None},
@@ -142,8 +142,8 @@ def test_apply_mode_uses_the_earlier_run_and_does_not_train(tmp_path):
     counts = job_counts(proc.stdout)
     assert "train" not in counts and "similarity" not in counts and "simulate_training" not in counts
     assert "--checkpoint old/train/model.pt" in proc.stdout
-    assert "--umap old/embed/umap.pkl" in proc.stdout
-    assert "--classifier old/classifier.pkl" in proc.stdout and "--matrix old/similarity/matrix.csv" in proc.stdout
+    assert "--umap old/embed/umap.npz" in proc.stdout
+    assert "--classifier old/classifier.npz" in proc.stdout and "--matrix old/similarity/matrix.csv" in proc.stdout
     assert "match" not in counts  # the earlier run did not match
 
 
@@ -151,7 +151,7 @@ def test_apply_mode_matches_when_the_earlier_run_did(tmp_path):
     (tmp_path / "tomos").mkdir()
     (tmp_path / "tomos" / "new.mrc").write_bytes(b"")
     (tmp_path / "picks.star").write_text("")
-    for rel in ("train/model.pt", "train/training.csv", "embed/umap.pkl", "classifier.pkl", "similarity/matrix.csv",
+    for rel in ("train/model.pt", "train/training.csv", "embed/umap.npz", "classifier.npz", "similarity/matrix.csv",
                 "match/tomo01/scores.csv"):
         (tmp_path / "old" / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "old" / rel).write_bytes(b"x")
@@ -180,31 +180,41 @@ def test_picking_mode_picks_each_tomogram(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end_then_nothing_to_do(tmp_path):
-    """The whole demo through Snakemake: every result written, sane metrics, idempotent.
-
-    100 simulated particles per class instead of the demo's 1000 train on a sixth of the particles
-    (1 600, not 9 700) on 2 cores; every rule still runs as the README's quick start runs it."""
-    config = write_config(tmp_path, training_data={"simulated_per_class": 100})
+    """The README's quick start as shipped (config.yaml unchanged): every result written, the
+    issue's targets met (known-class macro F1 >= 0.90, the held-out class called unknown), a
+    per-rule benchmark file, progress in the logs, and a second run with nothing to do."""
+    config = write_config(tmp_path)
     snakemake(tmp_path, config, "--cores", "2")
     results = tmp_path / "results"
     for name in ("particles.star", "metrics.json", "umap.png", "loss.png", "similarity.png", "run.json"):
         assert (results / name).stat().st_size > 0, name
     metrics = json.loads((results / "metrics.json").read_text())
-    # Chance level for nine known classes is ~0.11; with 100 simulated per class the demo reached
-    # ~0.9 (~0.97 with the default 1000, docs/benchmarks.md).
-    assert metrics["f1_macro"] > 0.5
+    # Chance level for nine known classes is ~0.11; the shipped demo measured 0.91-0.95 (docs/benchmarks.md).
+    assert metrics["f1_macro"] >= 0.90, metrics["f1_macro"]
     assert 0 < metrics["ari"] <= 1 and 0 < metrics["nmi"] <= 1
-    # The held-out class must not be silently absorbed into a single known class.
+    # The held-out class is called unknown, and not absorbed into a known class.
     fate = metrics["fates"]["tripod"]
-    absorbed = {name: share for name, share in fate["assigned"].items() if name != "unknown"}
-    assert max(absorbed.values(), default=0.0) < 0.9, fate["assigned"]
+    assert fate["assigned"].get("unknown", 0.0) >= 0.9, fate["assigned"]
+    # Every rule measured by Snakemake; benchmarks/rule_table.py reads them.
+    table = subprocess.run([sys.executable, str(REPO / "benchmarks" / "rule_table.py"), str(results), "--csv"],
+                           capture_output=True, text=True, check=True).stdout
+    assert {"train", "cluster", "match", "extract", "simulate_demo"} <= {line.split(",")[0] for line in table.splitlines()}
+    # Progress lines in the logs (not a terminal): the training log shows its epochs.
+    assert "train: 100%" in (results / "logs" / "train.log").read_text()
 
-    import starfile
+    from affinitomo.io.particles import read_particles
 
-    table = starfile.read(results / "particles.star")["particles"]
-    assert len(table) == 700
+    table = read_particles(results / "particles.star")
+    n_particles = len(read_particles(tmp_path / "data" / "demo" / "truth.star"))
+    assert len(table) == n_particles
     for column in ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi", "rlnClassNumber", "afmClassName", "afmUMAP0"):
         assert column in table.columns
+    # What `affinitomo view results` opens: every particle, with its tomogram found through run.json.
+    from affinitomo.napari.session import load_session
+
+    session = load_session(results)
+    assert len(session.table) == n_particles
+    assert sorted(session.tomograms) == sorted(session.tomogram_names()) == ["tomo01", "tomo02"]
     again = snakemake(tmp_path, config, "-n", "--cores", "2")
     assert "Nothing to be done" in again.stdout + again.stderr
     # A self-contained HTML report with every plot and its caption (workflow/report/*.rst).

@@ -1,13 +1,15 @@
 """Apply a trained run to new tomograms, without retraining.
 
 An earlier run's results folder holds everything needed: ``train/model.pt`` (encoder),
-``embed/umap.pkl`` (the map new particles land on), ``classifier.pkl`` (known classes and the
+``embed/umap.npz`` (the map new particles land on), ``classifier.npz`` (known classes and the
 open-set threshold), ``similarity/matrix.csv`` (class order) and ``train/training.csv``. A
 classifier fitted on latents + template scores also needs the template folder the run matched
 against: the new particles are matched (``match`` stage) before they are classified.
 :func:`apply_run` checks all of them against each other first, then runs the same stage
 functions as a full run: (pick ->) extract -> encode -> UMAP transform -> classify/cluster.
-The results folder has the layout of a full run.
+The results folder has the layout of a full run. A folder of an older run, with ``umap.pkl`` and
+``classifier.pkl`` (pickles), is refused unless ``trust_pickle``: then they are read, and the new
+results folder holds them as ``embed/umap.npz`` and ``classifier.npz``.
 """
 
 from __future__ import annotations
@@ -38,11 +40,14 @@ class TrainedRun:
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "TrainedRun":
+        from affinitomo.cluster.classifier_file import NAME as CLASSIFIER_NAME
+        from affinitomo.umap_file import NAME as UMAP_NAME
+
         folder = Path(folder)
         if not folder.is_dir():
             raise InputError(folder, None, "the results folder of an earlier run (not found)")
-        files = {"checkpoint": folder / "train" / "model.pt", "umap": folder / "embed" / "umap.pkl",
-                 "classifier": folder / "classifier.pkl", "matrix": folder / "similarity" / "matrix.csv"}
+        files = {"checkpoint": folder / "train" / "model.pt", "umap": _saved(folder / "embed" / UMAP_NAME),
+                 "classifier": _saved(folder / CLASSIFIER_NAME), "matrix": folder / "similarity" / "matrix.csv"}
         for key, path in files.items():
             if not path.is_file():
                 raise InputError(path, None, f"the earlier run's {key} file (not found)")
@@ -50,8 +55,15 @@ class TrainedRun:
         return cls(**files, training_log=log_csv if log_csv.is_file() else None)
 
 
-def check_trained_run(run: TrainedRun, device: str = "cpu",
-                      templates: str | Path | None = None) -> tuple[int, list[str] | None]:
+def _saved(path: Path) -> Path:
+    """``path``, or the ``.pkl`` of the older pickle format beside it when only that is there (its
+    loader refuses it unless trusted, with a message that says how to convert it)."""
+    old = path.with_suffix(".pkl")
+    return old if not path.exists() and old.is_file() else path
+
+
+def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Path | None = None,
+                      trust_pickle: bool = False) -> tuple[int, list[str] | None]:
     """Load and cross-check model, classifier, matrix, UMAP (and templates).
 
     Returns the model's box size and the templates whose scores the classifier uses (None: latents only).
@@ -59,18 +71,19 @@ def check_trained_run(run: TrainedRun, device: str = "cpu",
     InputError (before any work) for a checkpoint or classifier of another version or not
     ours, a classifier whose class map differs from the model's or the matrix's, or a UMAP
     fitted on latents of another size; no ``templates`` (or other template names) for a classifier
-    fitted with template scores.
+    fitted with template scores; a pickle (older format) unless ``trust_pickle``.
     """
     from affinitomo.cluster.classifier_file import load_classifier
     from affinitomo.cluster.pipeline import read_matrix
-    from affinitomo.embed import load_umap
     from affinitomo.encode import load_model
     from affinitomo.train.device import pick_device
+    from affinitomo.umap_file import read_umap
 
     model, ckpt = load_model(run.checkpoint, pick_device(device))
     latent = model.config.latent_dims
     names, _ = read_matrix(run.matrix)
-    classifier = load_classifier(run.classifier, latent_dims=latent, matrix_names=names, matrix_path=run.matrix)
+    classifier = load_classifier(run.classifier, latent_dims=latent, matrix_names=names, matrix_path=run.matrix,
+                                 trust_pickle=trust_pickle)
     trained_on = [str(c) for c in ckpt["classes"]]
     unknown_to_model = sorted(set(classifier["trained"]) - set(trained_on))
     if unknown_to_model:
@@ -86,7 +99,7 @@ def check_trained_run(run: TrainedRun, device: str = "cpu",
         given = sorted(p.stem for p in structure_files([Path(templates)]))
         if given != names:
             raise InputError(templates, None, f"the templates the classifier was fitted with: {names}; got {given}")
-    load_umap(run.umap, latent_dims=latent)
+    read_umap(run.umap, latent_dims=latent, trust_pickle=trust_pickle)
     return int(model.box), names
 
 
@@ -96,7 +109,7 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
               mask_radius: float | None = None, edge: str = "pad", truth: str | Path | None = None,
               device: str = "auto", pick_options: dict | None = None, templates: str | Path | None = None,
               match_options: "MatchOptions | None" = None,
-              cluster_options: "StageOptions | None" = None) -> dict:
+              cluster_options: "StageOptions | None" = None, trust_pickle: bool = False) -> dict:
     """Classify the particles of ``tomograms`` with the run in ``run_dir``; write ``out_dir``.
 
     Particles come from ``particles`` (a table) or, with ``pick_diameter`` (Å), from the
@@ -104,7 +117,8 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     ``templates`` (a folder of maps): needed, and only used, when the classifier was fitted
     with template scores (``match_options``: the search; default as ``affinitomo match``).
     ``cluster_options``: the cluster stage's (default as ``affinitomo cluster``); give the earlier
-    run's for the same treatment of unknown groups.
+    run's for the same treatment of unknown groups. ``trust_pickle``: the earlier run's UMAP and
+    classifier may be pickles of the older format (read, and written in the new one).
     """
     from affinitomo.cluster.pipeline import run_cluster
     from affinitomo.embed import run_embed
@@ -115,7 +129,7 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     if (particles is None) == (pick_diameter is None):
         raise InputError("--particles", None, "either a particle table or --pick-diameter (not both)")
     run = TrainedRun.from_folder(run_dir)
-    box, score_names = check_trained_run(run, device, templates)
+    box, score_names = check_trained_run(run, device, templates, trust_pickle)
     files = find_tomograms(tomograms)
     out_dir = Path(out_dir)
     if pick_diameter is not None:
@@ -137,7 +151,7 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     stack, extracted = extract_dir / "subtomos.npy", extract_dir / "particles.star"
     ids = read_particles(extracted)["afmParticleId"].to_numpy()
     latents = encode(run.checkpoint, stack, ids, out_dir / "encode" / "latents.npz", device=device)
-    embedded = run_embed(latents, extracted, out_dir / "embed", umap_path=run.umap)
+    embedded = run_embed(latents, extracted, out_dir / "embed", umap_path=run.umap, trust_pickle=trust_pickle)
     scores = poses = None
     if score_names is not None:
         from affinitomo.match import match_particles
@@ -147,4 +161,4 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     return run_cluster(latents, embedded["embedding"], extracted, out_dir, truth_path=truth, matrix_path=run.matrix,
                        training_log=run.training_log, stack_path=stack, classifier_path=run.classifier,
                        checkpoint=run.checkpoint, tomograms=list(files.values()), match_scores=scores,
-                       match_poses=poses, options=cluster_options)
+                       match_poses=poses, options=cluster_options, trust_pickle=trust_pickle)

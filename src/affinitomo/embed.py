@@ -2,8 +2,8 @@
 
 The UMAP is fitted on the labelled (training) particles' latent means and then
 applied (``transform``) to every other particle, so that later runs on new
-tomograms can reuse the same map (``umap.pkl``). With no labelled particles, or
-with ``fit_on="all"``, it is fitted on every particle. Given an existing ``umap.pkl``
+tomograms can reuse the same map (``umap.npz``, :mod:`affinitomo.umap_file`). With no labelled
+particles, or with ``fit_on="all"``, it is fitted on every particle. Given an existing ``umap.npz``
 (``affinitomo embed --umap``), nothing is fitted: every particle is transformed, so a
 second run's particles land on the first run's map.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.errors import InputError
-from affinitomo.io.pickles import read_pickle
-from affinitomo.options import from_known_keys
 from affinitomo.io.atomic import atomic_path
+from affinitomo.options import from_known_keys
+from affinitomo.umap_file import NAME as UMAP_NAME
+from affinitomo.umap_file import StoredUmap, make_umap, read_umap, save_umap
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +180,6 @@ def choose_fit_rows(labelled: np.ndarray, options: EmbedOptions) -> np.ndarray:
 
 def fit_embedding(mu: np.ndarray, fit_rows: np.ndarray, options: EmbedOptions) -> tuple[Any, np.ndarray]:
     """Fit UMAP on ``mu[fit_rows]`` and transform the other rows. Returns (model, embedding (N, d))."""
-    import umap  # slow import (numba); only when needed
-
     n_fit = int(fit_rows.size)
     if n_fit < 3:
         raise InputError(None, "mu", f"at least 3 particles to fit a UMAP, got {n_fit}")
@@ -191,9 +189,9 @@ def fit_embedding(mu: np.ndarray, fit_rows: np.ndarray, options: EmbedOptions) -
                  n_neighbors, n_fit)
     # Spectral initialisation needs more points than components + 1; random init otherwise.
     init = "spectral" if n_fit > options.n_components + 2 * n_neighbors else "random"
-    model = umap.UMAP(n_neighbors=n_neighbors, min_dist=options.min_dist, metric=options.metric,
-                      n_components=options.n_components, random_state=options.seed, init=init,
-                      transform_seed=options.seed, n_jobs=1)  # seeded UMAP is single-threaded
+    model = make_umap({"n_neighbors": n_neighbors, "min_dist": options.min_dist, "metric": options.metric,
+                       "n_components": options.n_components, "random_state": options.seed, "init": init,
+                       "transform_seed": options.seed})
     x = np.ascontiguousarray(mu, dtype=np.float32)
     log.info("fitting UMAP on %d of %d particles (n_neighbors=%d, min_dist=%g, metric=%s, seed=%d)",
              n_fit, len(x), n_neighbors, options.min_dist, options.metric, options.seed)
@@ -238,11 +236,14 @@ def read_embedding(path: str | Path) -> pd.DataFrame:
 
 
 def run_embed(latents_path: str | Path, particles_path: str | Path, out_dir: str | Path,
-              options: EmbedOptions | None = None, umap_path: str | Path | None = None) -> dict[str, Path]:
-    """The ``embed`` stage: read latents and table, fit/apply UMAP, write umap.pkl, embedding.csv.
+              options: EmbedOptions | None = None, umap_path: str | Path | None = None,
+              trust_pickle: bool = False) -> dict[str, Path]:
+    """The ``embed`` stage: read latents and table, fit/apply UMAP, write umap.npz, embedding.csv.
 
-    With ``umap_path`` (a ``umap.pkl`` of an earlier run) the model is only applied
-    (``transform``), never refitted; it is copied to ``out_dir/umap.pkl`` so the folder is complete.
+    With ``umap_path`` (a ``umap.npz`` of an earlier run) the model is only applied
+    (``transform``), never refitted; it is written to ``out_dir/umap.npz`` too, so the folder is
+    complete. ``trust_pickle``: ``umap_path`` may be a umap.pkl of the older pickle format (it is
+    read, and written as umap.npz).
     """
     from affinitomo.io.particles import read_particles
 
@@ -251,37 +252,15 @@ def run_embed(latents_path: str | Path, particles_path: str | Path, out_dir: str
     table = read_particles(particles_path)
     latents = align_to_table(read_latents(latents_path), table, latents_path, particles_path)
     if umap_path is not None:
-        model = load_umap(umap_path, latent_dims=latents.mu.shape[1])
+        stored = read_umap(umap_path, latent_dims=latents.mu.shape[1], trust_pickle=trust_pickle)
         log.info("applying %s to %d particles (no fit)", umap_path, len(latents))
-        embedding = transform_in_batches(model, np.ascontiguousarray(latents.mu, dtype=np.float32))
+        embedding = transform_in_batches(stored.model(), np.ascontiguousarray(latents.mu, dtype=np.float32))
     else:
         fit_rows = choose_fit_rows(labelled_mask(table), options)
         model, embedding = fit_embedding(latents.mu, fit_rows, options)
-    pkl = out_dir / "umap.pkl"
-    with atomic_path(pkl) as tmp:
-        with open(tmp, "wb") as fh:
-            pickle.dump(model, fh)  # the contract: a plain fitted umap-learn model
+        stored = StoredUmap.of(model)
+    saved = save_umap(out_dir / UMAP_NAME, stored)
     csv = write_embedding(out_dir / "embedding.csv", latents.particle_id, embedding)
-    log.info("wrote %s and %s", pkl, csv)
-    return {"umap": pkl, "embedding": csv}
+    log.info("wrote %s and %s", saved, csv)
+    return {"umap": saved, "embedding": csv}
 
-
-def load_umap(path: str | Path, latent_dims: int | None = None) -> Any:
-    """The fitted umap-learn model from ``umap.pkl`` (to transform new latents).
-
-    InputError when the file is missing, is not a fitted UMAP, or was fitted on latents of
-    another dimension than ``latent_dims``. A pickle runs code when loaded: load only your own.
-    """
-    import umap  # noqa: F401 - the pickle needs the class
-
-    path = Path(path)
-    model = read_pickle(
-        path, missing="umap.pkl not found (from an earlier 'affinitomo embed')", expected="a pickled umap-learn model"
-    )
-    raw = getattr(model, "_raw_data", None)
-    if not hasattr(model, "transform") or raw is None or getattr(raw, "ndim", 0) != 2:
-        raise InputError(path, None, "a fitted umap-learn UMAP model (umap.pkl from 'affinitomo embed')")
-    if latent_dims is not None and raw.shape[1] != latent_dims:
-        raise InputError(path, "latent_dims", f"a UMAP fitted on {latent_dims}-dimensional latents as given "
-                                              f"(it was fitted on {raw.shape[1]})")
-    return model

@@ -43,7 +43,7 @@ rule cluster:
         out=RESULTS,
         truth=optional_flag("--truth", truth_table()),
         options=cluster_options(),
-        classifier=apply_flag("--classifier", "classifier.pkl"),
+        classifier=apply_flag("--classifier", "classifier.npz"),
         match=lambda wildcards, input: (
             f"--match-scores {input.match_scores} --match-poses {input.match_poses}" if input.match_scores else ""
         ),

@@ -7,7 +7,7 @@ rule embed:
         latents=RESULTS / "encode" / "latents.npz",
         particles=RESULTS / "extract" / "particles.star",
     output:
-        model=RESULTS / "embed" / "umap.pkl",
+        model=RESULTS / "embed" / "umap.npz",
         embedding=RESULTS / "embed" / "embedding.csv",
     log:
         LOGS / "embed.log",
@@ -16,7 +16,7 @@ rule embed:
     params:
         out=RESULTS / "embed",
         options=options("embed"),
-        umap=apply_flag("--umap", "embed", "umap.pkl"),
+        umap=apply_flag("--umap", "embed", "umap.npz"),
     threads: 8  # scaled down to --cores locally; --cpus-per-task on SLURM
     resources:
         mem_mb=8000,

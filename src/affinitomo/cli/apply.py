@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from affinitomo.cli.common import add_trust_pickle
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, type=Path, metavar="DIR",
-                        help="results folder of an earlier run (train/model.pt, embed/umap.pkl, classifier.pkl, "
+                        help="results folder of an earlier run (train/model.pt, embed/umap.npz, classifier.npz, "
                              "similarity/matrix.csv)")
+    add_trust_pickle(parser, "the run's UMAP and classifier may be umap.pkl and classifier.pkl (older format); "
+                             "they are written as embed/umap.npz and classifier.npz in --out")
     parser.add_argument("--tomograms", required=True, nargs="+", metavar="PATH", help="new tomograms (files or folders)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--particles", type=Path, metavar="FILE", help="particle table of the new tomograms")
@@ -45,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
               pixel_size=args.pixel_size, binning=args.binning, normalise=args.normalise, invert=args.invert,
               mask_radius=args.mask_radius, edge=args.edge, truth=args.truth, device=args.device,
               pick_options={"threshold": args.pick_threshold, "polarity": args.pick_polarity, "progress": False},
-              templates=args.templates, cluster_options=cluster_options)
+              templates=args.templates, cluster_options=cluster_options, trust_pickle=args.trust_pickle)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from affinitomo.cli.common import add_trust_pickle
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latents", required=True, help="latents.npz from 'affinitomo encode'")
@@ -17,9 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", nargs="+", default=None,
                         help="subtomos.npy, or one per tomogram in the order of the table's rows: writes "
                              "averages/<class>.mrc")
-    parser.add_argument("--classifier", default=None, metavar="PKL",
-                        help="classifier.pkl of an earlier run: classify with it instead of fitting "
+    parser.add_argument("--classifier", default=None, metavar="NPZ",
+                        help="classifier.npz of an earlier run: classify with it instead of fitting "
                              "(no labelled particles needed; classes and their numbers come from it)")
+    add_trust_pickle(parser, "--classifier may be a classifier.pkl (older format); it is written as "
+                             "classifier.npz in --out")
     parser.add_argument("--checkpoint", default=None,
                         help="model.pt: recorded in run.json; with --stack, writes reconstructions.png "
                              "and traversals.png")
@@ -49,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
                 matrix_path=args.matrix, training_log=args.training_log, stack_path=args.stack, options=options,
                 classifier_path=args.classifier, checkpoint=args.checkpoint, tomograms=args.tomograms,
                 particle_diameter=args.particle_diameter, match_scores=args.match_scores,
-                match_poses=args.match_poses)
+                match_poses=args.match_poses, trust_pickle=args.trust_pickle)
     return 0

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import argparse
 
+from affinitomo.cli.common import add_trust_pickle
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latents", required=True, help="latents.npz from 'affinitomo encode'")
     parser.add_argument("--particles", required=True, help="the extracted particle table (STAR)")
-    parser.add_argument("--out", required=True, help="output folder for umap.pkl and embedding.csv")
+    parser.add_argument("--out", required=True, help="output folder for umap.npz and embedding.csv")
     parser.add_argument("--options", default=None,
                         help="JSON object (inline or a file): n_neighbors, min_dist, metric, n_components, "
                              "fit_on ('labelled'|'all'), seed, max_fit")
-    parser.add_argument("--umap", default=None, metavar="PKL",
-                        help="umap.pkl of an earlier run: transform only (no fit), so the particles land "
+    parser.add_argument("--umap", default=None, metavar="NPZ",
+                        help="umap.npz of an earlier run: transform only (no fit), so the particles land "
                              "on that run's map; --options are then ignored")
+    add_trust_pickle(parser, "--umap may be a umap.pkl (older format); it is written as umap.npz in --out")
 
 
 def run(args: argparse.Namespace) -> int:
     from affinitomo.embed import EmbedOptions, parse_options, run_embed
 
     options = EmbedOptions.from_dict(parse_options(args.options), source="--options")
-    run_embed(args.latents, args.particles, args.out, options, umap_path=args.umap)
+    run_embed(args.latents, args.particles, args.out, options, umap_path=args.umap, trust_pickle=args.trust_pickle)
     return 0

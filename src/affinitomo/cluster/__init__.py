@@ -3,7 +3,7 @@
 - :mod:`~affinitomo.cluster.features`: latents, or latents + template-matching scores (standardised);
 - :mod:`~affinitomo.cluster.clustering`: Louvain communities of the kNN graph, HDBSCAN, k-means, GMM;
 - :mod:`~affinitomo.cluster.classify`: kNN / logistic classifier with a calibrated 'unknown';
-- :mod:`~affinitomo.cluster.classifier_file`: ``classifier.pkl``, to classify new data without refitting;
+- :mod:`~affinitomo.cluster.classifier_file`: ``classifier.npz``, to classify new data without refitting;
 - :mod:`~affinitomo.cluster.results`: class numbering and the files of the results folder;
 - :mod:`~affinitomo.cluster.averages`: class averages streamed from the subtomogram stack;
 - :mod:`~affinitomo.cluster.decoded`: reconstructions and latent traversals from the trained model;

@@ -1,6 +1,6 @@
 """The ``cluster`` stage: latents + embedding + table (+ truth, matrix, model) -> results folder.
 
-With ``classifier_path`` (a ``classifier.pkl`` of an earlier run) the known classes are
+With ``classifier_path`` (a ``classifier.npz`` of an earlier run) the known classes are
 predicted by that classifier, not refitted: new tomograms are classified exactly as the first
 run would have classified them. Clusters are always recomputed on the data given (neither
 Louvain nor HDBSCAN places new points in an old clustering), so the ids of ``unknown`` groups
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.cluster.align import AlignOptions
+from affinitomo.cluster.classifier_file import NAME as CLASSIFIER_NAME
 from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassifier
 from affinitomo.cluster.features import FeatureSpace
 from affinitomo.cluster.clustering import ClusterOptions, group_particles
@@ -28,7 +29,6 @@ from affinitomo.errors import InputError
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER_NAME = "classifier.pkl"
 RUN_INFO_NAME = "run.json"
 
 
@@ -205,13 +205,15 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
                 tomograms: list[str | Path] | None = None,
                 particle_diameter: float | None = None,
                 match_scores: str | Path | list[str | Path] | None = None,
-                match_poses: str | Path | list[str | Path] | None = None) -> dict[str, Any]:
+                match_poses: str | Path | list[str | Path] | None = None,
+                trust_pickle: bool = False) -> dict[str, Any]:
     """Cluster, classify with an open set, evaluate, and write the results folder. Returns a summary.
 
     ``match_scores``: ``scores.csv`` of the match stage (one, or one per tomogram): the template
     scores join the latents as features of the classifier and the clustering. ``match_poses``: the
     match stage's ``particles.star`` (one, or one per tomogram): poses of known-class particles
-    (:mod:`affinitomo.cluster.poses`).
+    (:mod:`affinitomo.cluster.poses`). ``trust_pickle``: ``classifier_path`` may be a classifier.pkl
+    of the older pickle format (it is read, and written as classifier.npz).
     Every input is read and checked (classifier against latents and matrix, checkpoint against
     latents and stack) before any computation or output.
     """
@@ -249,7 +251,8 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     stored = None
     if classifier_path is not None:
         stored = load_classifier(classifier_path, latent_dims=latents.mu.shape[1],
-                                 matrix_names=None if matrix is None else matrix[0], matrix_path=matrix_path)
+                                 matrix_names=None if matrix is None else matrix[0], matrix_path=matrix_path,
+                                 trust_pickle=trust_pickle)
         stored["path"] = Path(classifier_path).resolve()
     stack = open_stack(stack_path, len(table)) if stack_path is not None else None
     model, ckpt = None, None

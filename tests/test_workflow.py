@@ -65,6 +65,15 @@ def test_shrec_config_dry_run_with_sections_left_out(tmp_path):
     assert len(match_jobs) == 4 and all(ctf in line and "--phase-flip" not in line for line in match_jobs)
 
 
+def test_realistic_shrec_config_passes_every_realism_option(tmp_path):
+    """workflow/configs/shrec_realistic.yaml: demo.realism reaches `simulate templates` as its flags."""
+    proc = snakemake(tmp_path, REPO / "workflow" / "configs" / "shrec_realistic.yaml", "-n", "--cores", "1", "-p")
+    line = next(line for line in proc.stdout.splitlines() if "affinitomo simulate templates" in line)
+    for flag in ("--deform-rms-A 5.0", "--occupancy-min 0.6", "--partner-fraction 0.3", "--missing-fraction 0.3",
+                 "--defocus-spread-um 0.5", "--dose-symmetric", "--template-source pdb", "--pdb ../shared/data/templates/pdb"):
+        assert flag in line, flag
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -36,7 +36,14 @@ def demo_source_flags() -> str:
         return " ".join(["demo", *flags])
     held_out = " ".join(demo["held_out"])
     flags += [f"--snr {demo['snr']}", imaging_options()] + ([f"--held-out {held_out}"] if held_out else [])
+    flags += [cli_flag(key, value) for key, value in demo["realism"].items() if value not in (False, None)]
     return " ".join([f"templates --templates {demo['templates']}", *flags])
+
+
+def cli_flag(key: str, value) -> str:
+    """A config key and value as a verb's option: deform_rms_A: 5 -> '--deform-rms-A 5', true -> the bare flag."""
+    flag = "--" + key.replace("_", "-")
+    return flag if value is True else f"{flag} {value}"
 
 
 def tomogram_files() -> dict[str, str]:

@@ -1,7 +1,9 @@
 """``affinitomo simulate demo|templates|particles``: simulated data with ground truth.
 
 ``demo``: the embedded pseudo-protein demo (no downloads).
-``templates``: tomograms from a folder of template maps, through a tilt series with CTF.
+``templates``: tomograms from a folder of template maps, through a tilt series with CTF;
+its realism options (:func:`add_realism_arguments`) make the particles, the tilt series and
+the written templates depart from the maps (all off by default).
 Both write DIR/tomograms/<tomo>.mrc, DIR/truth.star, DIR/particles.star,
 DIR/templates/<class>.mrc, DIR/classes.csv and DIR/simulation.json.
 ``particles``: labelled training subtomograms from template maps, imaged like the
@@ -18,13 +20,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 from affinitomo.errors import InputError
 from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.simulate.demo import DEMO_BOX, DEMO_PER_CLASS, DEMO_SHAPE, DEMO_TOMOGRAMS, DEMO_VOXEL_SIZE
 from affinitomo.simulate.imaging import DEFAULT_SNR, Imaging
 from affinitomo.simulate.phantoms import DEFAULT_HELD_OUT
+from affinitomo.simulate.realism import Realism
+from affinitomo.simulate.templates import DEFAULT_TEMPLATE_BFACTOR, TEMPLATE_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,37 @@ def imaging_from_args(args: argparse.Namespace, snr: float | None = None) -> Ima
         noise=args.noise,
         ctf=not args.no_ctf,
         contrast=args.contrast,
+        dose_symmetric=getattr(args, "dose_symmetric", Imaging.dose_symmetric),
+        dose_per_tilt=getattr(args, "dose_per_tilt", Imaging.dose_per_tilt),
+        dose_bfactor=getattr(args, "dose_bfactor", Imaging.dose_bfactor),
         **asdict(ctf_from_args(args)),
     )
+
+
+def add_realism_arguments(p: argparse.ArgumentParser) -> None:
+    """Departures of the specimen, the tilt series and the templates from the maps (read back by :func:`realism_from_args`)."""
+    r, im = Realism(), Imaging()
+    g = p.add_argument_group("realism", "departures from the ideal specimen and templates; each is off by default")
+    g.add_argument("--deform-rms-A", type=float, default=r.deform_rms_A, help="per-particle smooth random deformation, RMS displacement in Å (default 0: rigid)")
+    g.add_argument("--deform-length-A", type=float, default=r.deform_length_A, help=f"correlation length of the deformation field in Å (default {r.deform_length_A:g})")
+    g.add_argument("--occupancy-min", type=float, default=r.occupancy_min, help="per-particle density scale drawn uniformly in [min, max] (default 1)")
+    g.add_argument("--occupancy-max", type=float, default=r.occupancy_max, help="upper end of the density scale (default 1)")
+    g.add_argument("--partner-fraction", type=float, default=r.partner_fraction, help="fraction of particles carrying a bound partner blob at their surface (default 0)")
+    g.add_argument("--partner-scale", type=float, default=r.partner_scale, help=f"partner radius / particle radius (default {r.partner_scale:g})")
+    g.add_argument("--missing-fraction", type=float, default=r.missing_fraction, help="fraction of particles missing a subunit (a masked-out region) (default 0)")
+    g.add_argument("--missing-scale", type=float, default=r.missing_scale, help=f"missing region's radius / particle radius (default {r.missing_scale:g})")
+    g.add_argument("--defocus-spread-um", type=float, default=r.defocus_spread_um, help="SD of each tomogram's true defocus around --defocus-um, which stays the stated value (default 0)")
+    g.add_argument("--dose-symmetric", action="store_true", help="radiation damage along a dose-symmetric tilt order: B-factor attenuation growing with accumulated dose")
+    g.add_argument("--dose-per-tilt", type=float, default=im.dose_per_tilt, help=f"with --dose-symmetric: e/Å² per tilt (default {im.dose_per_tilt:g})")
+    g.add_argument("--dose-bfactor", type=float, default=im.dose_bfactor, help=f"with --dose-symmetric: Å² of B-factor per e/Å² accumulated (default {im.dose_bfactor:g})")
+    g.add_argument("--template-source", choices=TEMPLATE_SOURCES, default="same", help="written templates: the maps (same, default), the maps low-passed by --template-bfactor, or densities from the models in --pdb")
+    g.add_argument("--template-bfactor", type=float, default=DEFAULT_TEMPLATE_BFACTOR, help=f"with --template-source lowpass-bfactor: B-factor in Å² (default {DEFAULT_TEMPLATE_BFACTOR:g})")
+    g.add_argument("--pdb", default=None, metavar="DIR", help="with --template-source pdb: folder of atomic models (.pdb/.cif) named as the maps")
+
+
+def realism_from_args(args: argparse.Namespace) -> Realism:
+    """The :class:`Realism` of :func:`add_realism_arguments`'s options."""
+    return Realism(**{f.name: getattr(args, f.name) for f in fields(Realism)})
 
 
 def _common(p: argparse.ArgumentParser, *, per_class: int | None, shape: tuple[int, int, int] | None, n_tomograms: int, imaging: str, contrast: str, held_out: list[str]) -> None:
@@ -117,6 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(tpl, per_class=25, shape=(200, 512, 512), n_tomograms=1, imaging="tiltseries", contrast="dark", held_out=[])
     tpl.add_argument("--voxel-size", type=float, default=10.0, help="Å per voxel of the tomograms (default 10)")
     tpl.add_argument("--template-voxel-size", type=float, default=None, help="Å per voxel of the maps when their headers lack it")
+    add_realism_arguments(tpl)
     par = sub.add_parser(
         "particles",
         help="labelled training subtomograms from template maps, imaged like the tomograms",
@@ -146,7 +180,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         from affinitomo.simulate.templates import simulate_from_templates
 
-        summary = simulate_from_templates(args.templates, args.out, template_voxel_size=args.template_voxel_size, **common)
+        if args.pdb is not None and args.template_source != "pdb":
+            log.warning("--pdb is used only with --template-source pdb; ignored")
+        summary = simulate_from_templates(
+            args.templates,
+            args.out,
+            template_voxel_size=args.template_voxel_size,
+            realism=realism_from_args(args),
+            template_source=args.template_source,
+            template_bfactor=args.template_bfactor,
+            pdb=args.pdb,
+            **common,
+        )
     n = sum(t["n_particles"] for t in summary["tomograms"])
     log.info("wrote %d tomograms, %d particles (%d labelled) to %s in %.1f s", summary["n_tomograms"], n, summary["n_labelled"], args.out, summary["seconds"])
     return 0

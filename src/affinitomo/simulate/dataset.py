@@ -3,7 +3,10 @@
 ``DIR/tomograms/<tomo>.mrc``, ``DIR/truth.star``, ``DIR/particles.star``,
 ``DIR/templates/<class>.mrc`` (known classes), ``DIR/classes.csv`` and
 ``DIR/simulation.json`` (the parameters and measured figures). Every file is
-written atomically; the tables are written last.
+written atomically; the tables are written last. The particles can depart from
+their class's template (:mod:`affinitomo.simulate.realism`), and a class's written
+template can differ from the density its particles are rendered from
+(:attr:`SimClass.reference`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +30,7 @@ from affinitomo.io.volumes import write_volume
 from affinitomo.simulate.imaging import Imaging, image_volume
 from affinitomo.simulate.phantoms import bounding_radius
 from affinitomo.simulate.placement import Placement, place_particles
+from affinitomo.simulate.realism import ParticleVariation, Realism, true_defocus
 from affinitomo.simulate.tomogram import box_mask, render_particles
 
 log = logging.getLogger(__name__)
@@ -34,11 +38,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SimClass:
-    """One class of the simulation: its template at the tomogram's voxel size, and whether it is known."""
+    """One class of the simulation: its template at the tomogram's voxel size, and whether it is known.
+
+    ``template`` is the density the particles are rendered from; ``reference``, when given, is
+    the template written to ``templates/`` instead (a map from another source, same voxel size).
+    """
 
     name: str
     template: np.ndarray  # float32 cube [z, y, x], centre at N//2, protein positive
     known: bool = True
+    reference: np.ndarray | None = None
+
+    @property
+    def written(self) -> np.ndarray:
+        """The map written to ``templates/<name>.mrc``."""
+        return self.template if self.reference is None else self.reference
 
     @property
     def radius(self) -> float:
@@ -123,17 +137,25 @@ def simulate_dataset(
     whole_box_inside: bool = False,
     progress: bool = True,
     extra_metadata: dict | None = None,
+    realism: Realism | None = None,
 ) -> dict:
     """Simulate ``n_tomograms`` tomograms of ``per_class`` particles of every class each; write the data set.
 
     Particles are placed without overlap (bounding spheres ``r_i + r_j + 1``
-    voxels apart) at uniformly random SO(3) poses; a particle's centre is at least
-    its radius (or half its box, with ``whole_box_inside``) from every face.
-    Deterministic for a seed. Returns the summary also written to ``simulation.json``.
+    voxels apart, of the classes' templates) at uniformly random SO(3) poses; a
+    particle's centre is at least its radius (or half its box, with
+    ``whole_box_inside``) from every face. ``realism`` varies the particles and
+    each tomogram's true defocus (:mod:`affinitomo.simulate.realism`); its knobs'
+    per-particle values are truth.star columns. Deterministic for a seed. Returns
+    the summary also written to ``simulation.json``.
     """
     t0 = time.perf_counter()
     imaging = imaging or Imaging()
     imaging.validate()
+    realism = realism or Realism()
+    realism.validate()
+    if realism.defocus_spread_um > 0 and not (imaging.mode == "tiltseries" and imaging.ctf):
+        raise InputError(None, "defocus-spread-um", "a CTF to spread (--imaging tiltseries without --no-ctf)")
     shape = tuple(int(s) for s in shape)
     validate_common(shape, per_class, n_tomograms, voxel_size, labelled_fraction)
     if not classes:
@@ -150,14 +172,26 @@ def simulate_dataset(
         t1 = time.perf_counter()
         rng = np.random.default_rng(ss)
         placement = place_particles(shape, radii, [per_class] * len(classes), rng, margins=margins)
-        clean = render_particles(shape, [c.template for c in classes], placement, progress=progress)
+        templates = [c.template for c in classes]
+        variation = ParticleVariation(templates, placement.class_index, realism, voxel_size, ss) if realism.per_particle else None
+        clean = render_particles(shape, templates, placement, progress=progress, density=variation)
         mask = box_mask(shape, placement, [c.box for c in classes])
-        tomo, info = image_volume(clean, mask, imaging, voxel_size, rng, progress=progress)
+        tomo_imaging, defocus = imaging, {}
+        if realism.defocus_spread_um > 0:
+            true = true_defocus(imaging.defocus_um, realism.defocus_spread_um, ss)
+            tomo_imaging = replace(imaging, defocus_um=true)
+            defocus = {"defocus_um_stated": imaging.defocus_um, "defocus_um_true": true}
+        tomo, info = image_volume(clean, mask, tomo_imaging, voxel_size, rng, progress=progress)
         del clean, mask
         write_volume(out / "tomograms" / f"{tomo_name}.mrc", tomo, voxel_size)
         del tomo
-        tables.append(particle_rows(tomo_name, placement, classes, voxel_size))
-        info.update(name=tomo_name, n_particles=len(placement), seconds=round(time.perf_counter() - t1, 2))
+        rows = particle_rows(tomo_name, placement, classes, voxel_size)
+        for column, values in (variation.columns() if variation is not None else {}).items():
+            rows[column] = values
+        if defocus:
+            rows["afmTrueDefocusUm"] = defocus["defocus_um_true"]
+        tables.append(rows)
+        info.update(name=tomo_name, n_particles=len(placement), seconds=round(time.perf_counter() - t1, 2), **defocus)
         per_tomo.append(info)
         log.info("%s: %d particles, SNR %.3g (target %s), %.1f s", tomo_name, len(placement), info["snr_achieved"], imaging.snr, info["seconds"])
     truth = pd.concat(tables, ignore_index=True)
@@ -165,7 +199,7 @@ def simulate_dataset(
     picked = picked_table(truth, classes, labelled_fraction, np.random.default_rng(seeds[-1]))
     for c in classes:
         if c.known:
-            write_volume(out / "templates" / f"{c.name}.mrc", c.template, voxel_size)
+            write_volume(out / "templates" / f"{c.name}.mrc", c.written, voxel_size)
     class_table = pd.DataFrame({"name": names, "number": np.arange(1, len(classes) + 1), "known": [c.known for c in classes]})
     with atomic_path(out / "classes.csv") as tmp:
         class_table.to_csv(tmp, index=False)
@@ -181,6 +215,7 @@ def simulate_dataset(
         "labelled_fraction": labelled_fraction,
         "n_labelled": int((picked["afmClassName"] != "").sum()),
         "imaging": imaging.as_dict(),
+        "realism": realism.as_dict(),
         "classes": [
             {"name": c.name, "number": i + 1, "known": c.known, "box": c.box, "radius_voxels": round(r, 2)}
             for i, (c, r) in enumerate(zip(classes, radii))

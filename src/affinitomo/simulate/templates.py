@@ -1,4 +1,17 @@
-"""Simulation from a folder of template maps (any voxel size and box): the realistic path."""
+"""Simulation from a folder of template maps (any voxel size and box): the realistic path.
+
+The particles are rendered from the maps; the templates written for the known classes come from
+the ``template_source``:
+
+- ``same``: the maps themselves (template matching's best case);
+- ``lowpass-bfactor``: the maps low-passed by a B-factor, ``exp(-B k^2 / 4)`` on the amplitudes
+  (:func:`bfactor_lowpass`), as a reference map of lower resolution than the molecule;
+- ``pdb``: densities computed from the atomic models of a folder (file stem = map stem) with a
+  model of their own, a Gaussian per heavy atom weighted by its atomic number at twice the voxel
+  size's resolution (:func:`affinitomo.similarity.maps.simulate_model`), set into the map's box with
+  its centre of mass on the map's and scaled to the map's total density (:func:`model_template`).
+  A known class without a model keeps its map (a warning says which).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +20,19 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy.ndimage import affine_transform, gaussian_filter
+from scipy.ndimage import affine_transform, center_of_mass, gaussian_filter, shift
 
 from affinitomo.errors import InputError
 from affinitomo.io.volumes import MRC_SUFFIXES, open_volume, read_volume
 from affinitomo.simulate.dataset import SimClass, simulate_dataset
 from affinitomo.simulate.imaging import Imaging
+from affinitomo.simulate.realism import Realism
 from affinitomo.simulate.tomogram import paste
 
 log = logging.getLogger(__name__)
+
+TEMPLATE_SOURCES = ("same", "lowpass-bfactor", "pdb")
+DEFAULT_TEMPLATE_BFACTOR = 1600.0  # Å²: amplitude 1/e at 20 Å, a reference of about that resolution
 
 
 def to_cube(volume: np.ndarray) -> np.ndarray:
@@ -104,6 +121,72 @@ def load_templates(
     return out
 
 
+def bfactor_lowpass(volume: np.ndarray, voxel_size: float, bfactor: float) -> np.ndarray:
+    """``volume`` with its Fourier amplitudes times ``exp(-bfactor k^2 / 4)`` (k in 1/Å), float32."""
+    n = volume.shape
+    k2 = sum(np.square(f) for f in np.meshgrid(np.fft.fftfreq(n[0], voxel_size), np.fft.fftfreq(n[1], voxel_size),
+                                                  np.fft.rfftfreq(n[2], voxel_size), indexing="ij", sparse=True))
+    spec = np.fft.rfftn(volume.astype(np.float64)) * np.exp(-bfactor * k2 / 4)
+    return np.fft.irfftn(spec, s=n).astype(np.float32)
+
+
+def model_template(model: str | Path, like: np.ndarray, voxel_size: float) -> np.ndarray:
+    """The density of an atomic model (:func:`simulate_model`) in the box of the map ``like``.
+
+    Its centre of mass lands on the map's (linear interpolation), negative interpolation
+    residue is clipped, and it is scaled to the map's total density.
+    """
+    from affinitomo.similarity.maps import simulate_model
+
+    density = simulate_model(model, 2 * voxel_size, voxel_size).density
+    cube = np.zeros_like(like, dtype=np.float32)
+    paste(cube, density, (like.shape[0] // 2,) * 3)
+    offset = np.array(center_of_mass(np.clip(like, 0, None))) - np.array(center_of_mass(cube))
+    cube = shift(cube, offset, order=1, mode="constant")
+    np.maximum(cube, 0, out=cube)
+    return (cube * (float(like.sum(dtype=np.float64)) / float(cube.sum(dtype=np.float64)))).astype(np.float32)
+
+
+def model_files(folder: str | Path) -> dict[str, Path]:
+    """The atomic models (.pdb, .cif, ...) in ``folder`` by file stem; :class:`InputError` when there are none."""
+    from affinitomo.similarity.maps import MODEL_SUFFIXES
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, None, "a folder of atomic models (.pdb, .cif)")
+    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in MODEL_SUFFIXES and not p.name.startswith(".")}
+    if not files:
+        raise InputError(folder, None, "at least one atomic model (.pdb, .cif)")
+    return files
+
+
+def reference_templates(
+    maps: dict[str, np.ndarray], names: Sequence[str], source: str, voxel_size: float, *, bfactor: float = DEFAULT_TEMPLATE_BFACTOR, pdb: str | Path | None = None
+) -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
+    """The templates of ``names`` from ``source`` (module docstring), None where it is the map itself; and each one's origin."""
+    if source not in TEMPLATE_SOURCES:
+        raise InputError(None, "template-source", f"one of {', '.join(TEMPLATE_SOURCES)}, got {source!r}")
+    if source == "same":
+        return {n: None for n in names}, {n: "map" for n in names}
+    if source == "lowpass-bfactor":
+        if not (np.isfinite(bfactor) and bfactor > 0):
+            raise InputError(None, "template-bfactor", f"a positive B-factor in Å², got {bfactor}")
+        return {n: bfactor_lowpass(maps[n], voxel_size, bfactor) for n in names}, {n: f"map, B {bfactor:g} Å²" for n in names}
+    if pdb is None:
+        raise InputError(None, "pdb", "a folder of atomic models (--pdb) for --template-source pdb")
+    models = model_files(pdb)
+    out, origin = {}, {}
+    for n in names:
+        if n in models:
+            out[n], origin[n] = model_template(models[n], maps[n], voxel_size), str(models[n].resolve())
+        else:
+            out[n], origin[n] = None, "map"
+    lacking = [n for n in names if n not in models]
+    if lacking:
+        log.warning("no atomic model in %s for %s: their templates are the maps", pdb, ", ".join(lacking))
+    return out, origin
+
+
 def simulate_from_templates(
     templates: str | Path,
     out: str | Path,
@@ -118,18 +201,32 @@ def simulate_from_templates(
     template_voxel_size: float | None = None,
     seed: int = 0,
     progress: bool = True,
+    realism: Realism | None = None,
+    template_source: str = "same",
+    template_bfactor: float = DEFAULT_TEMPLATE_BFACTOR,
+    pdb: str | Path | None = None,
 ) -> dict:
     """Simulate tomograms from template maps (default imaging: tilt series, CTF, dark protein).
 
     ``per_class`` particles of every template in each of ``n_tomograms`` tomograms;
     ``held_out`` templates appear in the tomograms but get no template file and no labels.
+    ``realism`` varies the particles and the tomograms' true defocus
+    (:mod:`affinitomo.simulate.realism`); ``template_source`` (with ``template_bfactor`` or
+    the model folder ``pdb``) chooses where the written templates come from (module docstring).
     """
     maps = load_templates(templates, voxel_size, template_voxel_size=template_voxel_size)
     unknown = sorted(set(held_out) - set(maps))
     if unknown:
         raise InputError(templates, "held-out", f"template names among {sorted(maps)}, got {unknown}")
-    classes = [SimClass(name, vol, name not in held_out) for name, vol in maps.items()]
+    known = [n for n in maps if n not in held_out]
+    references, origin = reference_templates(maps, known, template_source, voxel_size, bfactor=template_bfactor, pdb=pdb)
+    classes = [SimClass(name, vol, name not in held_out, references.get(name)) for name, vol in maps.items()]
     imaging = imaging or Imaging(mode="tiltseries", contrast="dark")
+    source = {"source": template_source, "per_class": origin}
+    if template_source == "lowpass-bfactor":
+        source["bfactor"] = template_bfactor
+    if template_source == "pdb":
+        source["pdb"] = str(Path(pdb).resolve())
     return simulate_dataset(
         out,
         classes,
@@ -141,5 +238,6 @@ def simulate_from_templates(
         labelled_fraction=labelled_fraction,
         seed=seed,
         progress=progress,
-        extra_metadata={"source": str(Path(templates).resolve())},
+        extra_metadata={"source": str(Path(templates).resolve()), "template_source": source},
+        realism=realism,
     )

@@ -27,6 +27,31 @@ def tilt_angles(tilt_min: float = -60.0, tilt_max: float = 60.0, step: float = 3
     return tilt_min + step * np.arange(n)
 
 
+def dose_symmetric_order(angles: Sequence[float], group: int = 2) -> np.ndarray:
+    """Acquisition order of a dose-symmetric scheme (Hagen et al. 2017): indices into ``angles``.
+
+    The tilt nearest 0° first, then ``group`` tilts at a time alternately on the positive and the
+    negative side, each side outward; when one side is done the other continues to its end.
+    """
+    a = np.asarray(angles, float)
+    start = int(np.argmin(np.abs(a)))
+    pos = [i for i in np.argsort(a) if a[i] > a[start]]
+    neg = [i for i in np.argsort(-a) if a[i] < a[start]]
+    order = [start]
+    while pos or neg:
+        for side in (pos, neg):
+            order.extend(side[:group])
+            del side[:group]
+    return np.asarray(order, dtype=int)
+
+
+def accumulated_dose(angles: Sequence[float], dose_per_tilt: float, group: int = 2) -> np.ndarray:
+    """Dose (e/Å²) each tilt (in the order of ``angles``) has received at the middle of its exposure, dose-symmetric."""
+    rank = np.empty(len(angles), dtype=int)
+    rank[dose_symmetric_order(angles, group)] = np.arange(len(angles))
+    return (rank + 0.5) * float(dose_per_tilt)
+
+
 def detector_width(nz: int, nx: int, angles: Sequence[float]) -> int:
     """Detector pixels needed so that no ray through the volume misses it, at least ``nx``."""
     a = np.radians(np.asarray(angles, float))

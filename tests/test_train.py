@@ -21,7 +21,7 @@ from affinitomo.train.config import config_from_dict, parse_options
 from affinitomo.train.data import SubtomoStack, rot90_augment, split_indices
 from affinitomo.train.loop import TrainingData, TrainingDiverged, train
 
-SMALL = {"model": {"depth": 2, "channels": 4, "latent_dims": 4}, "batch_size": 16, "num_threads": 1}
+SMALL = {"model": {"depth": 2, "channels": 4, "latent_dims": 4}, "batch_size": 16, "num_threads": 1, "min_steps": 0}
 
 
 def make_stack(path: Path, n: int = 48, box: int = 16, seed: int = 0) -> Path:

@@ -22,7 +22,7 @@ from affinitomo.train.data import (
 from affinitomo.train.labels import load_training_sources
 from affinitomo.train.loop import train
 
-SMALL = {"model": {"depth": 2, "channels": 4, "latent_dims": 4}, "batch_size": 16, "num_threads": 1}
+SMALL = {"model": {"depth": 2, "channels": 4, "latent_dims": 4}, "batch_size": 16, "num_threads": 1, "min_steps": 0}
 
 
 def wedge_mask(n: int, max_tilt: float = 60.0) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -147,6 +148,11 @@ class Trainer:
         sim = data.is_simulated()
         groups = (data.labels[rows] + 1) + (len(data.classes) + 1) * sim[rows]
         self.train_rows, self.val_rows = stratified_split(rows, groups, config.val_fraction, config.seed)
+        epochs = config.epochs_for(len(_epoch_batches(self.train_rows, config.batch_size, None, self.info)),
+                                   bool(sim.any()))
+        if epochs != config.epochs:
+            log.info("%d epochs (min_steps %s)", epochs, config.min_steps)
+            self.config = config = dataclasses.replace(config, epochs=epochs)
         self.val_real = self.val_rows[~sim[self.val_rows]]
         self.val_sim = self.val_rows[sim[self.val_rows]]
         known = data.pose_known(config.true_poses) if self.model.has_rotation else np.zeros(len(data.labels), bool)
@@ -200,10 +206,34 @@ class Trainer:
         with atomic_path(self.csv_path) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
 
-    def write_plot(self) -> None:
+    def write_plot(self, quiet: bool = False) -> None:
+        """loss.png of the epochs so far; ``quiet`` (training already failed): a failure to write it
+        is logged, so that the error that stopped training is the one reported."""
         from affinitomo.plots.training import plot_training
 
-        plot_training(pd.DataFrame(self.history, columns=CSV_COLUMNS), self.out_dir / "loss.png")
+        try:
+            plot_training(pd.DataFrame(self.history, columns=CSV_COLUMNS), self.out_dir / "loss.png")
+        except Exception as exc:  # noqa: BLE001 - only when quiet; re-raised otherwise
+            if not quiet:
+                raise
+            log.warning("%s not written: %s", self.out_dir / "loss.png", exc)
+
+    def start_afresh(self) -> None:
+        """Remove an earlier run's model.pt, best.pt, training.csv and loss.png from the output folder.
+
+        A fresh run writes them again, but not all at once: killed before its first model.pt,
+        it would leave the earlier run's model beside its own best.pt and training.csv, as if
+        they belonged together.
+        """
+        if not self.info.is_main:
+            return
+        earlier = [p for p in (self.model_path, self.best_path, self.csv_path, self.out_dir / "loss.png")
+                   if p.is_file()]
+        for path in earlier:
+            path.unlink()
+        if earlier:
+            log.warning("training afresh in %s: removed the earlier run's %s (--resume continues a run instead)",
+                        self.out_dir, ", ".join(p.name for p in earlier))
 
     # -- resume --------------------------------------------------------------------------
     def resume(self) -> bool:
@@ -364,6 +394,7 @@ class Trainer:
         )
         bar = progress_bar(total=cfg.epochs, initial=self.start_epoch, desc="train", unit="epoch",
                    disable=not (progress and main), dynamic_ncols=True)
+        failed = True
         try:
             for epoch in range(self.start_epoch, cfg.epochs):
                 train_means, n_train, seconds = self._run_epoch(epoch, True, bar)
@@ -402,10 +433,11 @@ class Trainer:
                                  "samples/s": f"{row['samples_per_s']:.0f}"})
                 if on_epoch_end is not None:
                     on_epoch_end(done, row)
+            failed = False
         finally:
             bar.close()
             if main and self.history:
-                self.write_plot()  # also after a divergence or interruption: the curves so far
+                self.write_plot(quiet=failed)  # also after a divergence or interruption: the curves so far
         return self.history
 
 
@@ -421,10 +453,13 @@ def train(
 ) -> list[dict]:
     """Train an Affinity-VAE, writing model.pt, best.pt, training.csv and loss.png in ``out_dir``.
 
+    Without ``resume`` (or with nothing to resume) those files of an earlier run in ``out_dir``
+    are removed first (:meth:`Trainer.start_afresh`).
+
     ``on_epoch_end(epoch, row)`` is called after each epoch's files are written.
     Raises :class:`TrainingDiverged` on a NaN/inf loss (files of earlier epochs are kept).
     """
     trainer = Trainer(data, out_dir, config, device)
-    if resume:
-        trainer.resume()
+    if not (resume and trainer.resume()):
+        trainer.start_afresh()
     return trainer.fit(on_epoch_end, progress)

@@ -63,8 +63,10 @@ def _saved(path: Path) -> Path:
 
 
 def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Path | None = None,
-                      trust_pickle: bool = False) -> tuple[int, list[str] | None]:
-    """Load and cross-check model, classifier, matrix, UMAP (and templates).
+                      trust_pickle: bool = False, out_dir: str | Path | None = None) -> tuple[int, list[str] | None]:
+    """Load and cross-check model, classifier, matrix, UMAP (and templates); each file, once read,
+    is checked against the SHA-256 that the run's run.json records for it
+    (:func:`~affinitomo.cluster.run_info.check_against_run`; ``out_dir``: what is written, see there).
 
     Returns the model's box size and the templates whose scores the classifier uses (None: latents only).
 
@@ -75,15 +77,19 @@ def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Pat
     """
     from affinitomo.cluster.classifier_file import load_classifier
     from affinitomo.cluster.pipeline import read_matrix
+    from affinitomo.cluster.run_info import check_against_run
     from affinitomo.encode import load_model
     from affinitomo.train.device import pick_device
     from affinitomo.umap_file import read_umap
 
     model, ckpt = load_model(run.checkpoint, pick_device(device))
+    check_against_run(run.checkpoint, "checkpoint", out_dir)
     latent = model.config.latent_dims
     names, _ = read_matrix(run.matrix)
+    check_against_run(run.matrix, "matrix", out_dir)
     classifier = load_classifier(run.classifier, latent_dims=latent, matrix_names=names, matrix_path=run.matrix,
                                  trust_pickle=trust_pickle)
+    check_against_run(run.classifier, "classifier", out_dir)
     trained_on = [str(c) for c in ckpt["classes"]]
     unknown_to_model = sorted(set(classifier["trained"]) - set(trained_on))
     if unknown_to_model:
@@ -100,6 +106,7 @@ def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Pat
         if given != names:
             raise InputError(templates, None, f"the templates the classifier was fitted with: {names}; got {given}")
     read_umap(run.umap, latent_dims=latent, trust_pickle=trust_pickle)
+    check_against_run(run.umap, "umap", out_dir)
     return int(model.box), names
 
 
@@ -129,9 +136,9 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     if (particles is None) == (pick_diameter is None):
         raise InputError("--particles", None, "either a particle table or --pick-diameter (not both)")
     run = TrainedRun.from_folder(run_dir)
-    box, score_names = check_trained_run(run, device, templates, trust_pickle)
-    files = find_tomograms(tomograms)
     out_dir = Path(out_dir)
+    box, score_names = check_trained_run(run, device, templates, trust_pickle, out_dir)
+    files = find_tomograms(tomograms)
     if pick_diameter is not None:
         from affinitomo.pick import pick_tomograms
 

@@ -10,7 +10,6 @@ second run's particles land on the first run's map.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import pandas as pd
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
-from affinitomo.options import from_known_keys
+from affinitomo.options import from_known_keys, read_options
 from affinitomo.umap_file import NAME as UMAP_NAME
 from affinitomo.umap_file import StoredUmap, make_umap, read_umap, save_umap
 
@@ -146,22 +145,9 @@ class EmbedOptions:
 
 
 def parse_options(text: str | None, flag: str = "--options") -> dict[str, Any]:
-    """``flag``'s value: an inline JSON object, or the path of a JSON file holding one."""
-    if not text:
-        return {}
-    source: Any = flag
-    if not text.lstrip().startswith("{"):
-        path = Path(text)
-        if not path.exists():
-            raise InputError(path, None, "a JSON object or the path of a JSON file")
-        source, text = path, path.read_text()
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(source, None, f"valid JSON ({exc})") from exc
-    if not isinstance(values, dict):
-        raise InputError(source, None, "a JSON object of options")
-    return values
+    """``flag``'s value: an inline JSON object, or the path of a YAML/JSON file holding one
+    (:func:`affinitomo.options.read_options`)."""
+    return read_options(text, flag)[0]
 
 
 def choose_fit_rows(labelled: np.ndarray, options: EmbedOptions) -> np.ndarray:

@@ -22,6 +22,10 @@ resident set above a budget (:class:`affinitomo.io.pages.PageBudget`). The stack
 file is laid out by ``np.lib.format.open_memmap`` and filled chunk by chunk with
 ``os.pwrite`` from a writer thread. RSS depends on neither the tomogram size nor
 the number of particles.
+
+Non-finite voxels: a box holding NaN or Inf (a tomogram with masked or corrupt regions) is
+skipped: it is absent from the stack and the table, and the log counts the skipped particles
+per tomogram, so no later stage is given (or classifies) a particle without data.
 """
 
 from __future__ import annotations
@@ -127,13 +131,17 @@ def extract_subtomograms(
     created = not out_dir.exists()
     try:
         with atomic_path(out_dir / "subtomos.npy") as tmp_stack, atomic_path(out_dir / "particles.star") as tmp_star:
-            _write_stack(tmp_stack, plans, out_index, len(kept_rows), opts, progress)
+            bad = _write_stack(tmp_stack, plans, out_index, len(kept_rows), opts, progress)
+            if bad.any():
+                _report_non_finite(plans, out_index, bad)
+                _drop_rows(tmp_stack, ~bad)
+                result = result[~bad].reset_index(drop=True)
             write_particles(tmp_star, result)
     except BaseException:
         if created and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
-    log.info("wrote %d subtomograms of %d^3 to %s", len(kept_rows), opts.box, out_dir / "subtomos.npy")
+    log.info("wrote %d subtomograms of %d^3 to %s", len(result), opts.box, out_dir / "subtomos.npy")
     return result
 
 
@@ -226,8 +234,10 @@ def _output_table(table: pd.DataFrame, plans: list[_TomogramPlan], kept_rows: np
 # --------------------------------------------------------------------------- extraction
 
 
-def _write_stack(path: Path, plans: list[_TomogramPlan], out_index: np.ndarray, n_out: int, opts: ExtractionOptions, progress: bool) -> None:
-    """Cut, normalise and write every kept particle; stack row ``out_index[row]``.
+def _write_stack(path: Path, plans: list[_TomogramPlan], out_index: np.ndarray, n_out: int, opts: ExtractionOptions,
+                 progress: bool) -> np.ndarray:
+    """Cut, normalise and write every kept particle; stack row ``out_index[row]``. Returns the
+    (n_out,) mask of the stack rows whose box held non-finite voxels (written as zeros).
 
     The file is laid out by ``open_memmap`` (header, size); rows are written with
     ``os.pwrite`` from a background thread (the kernel's copy into the page cache
@@ -245,6 +255,7 @@ def _write_stack(path: Path, plans: list[_TomogramPlan], out_index: np.ndarray, 
     buffers = [np.empty((chunk, box, box, box), dtype=np.float32) for _ in range(2)]
     pending: list[Future | None] = [None, None]
     bar = progress_bar(total=n_out, desc="extract", unit="subtomo", disable=not progress, leave=False)
+    bad = np.zeros(n_out, dtype=bool)
     fd = os.open(path, os.O_WRONLY)
     try:
         with ThreadPoolExecutor(max_workers=1) as writer:
@@ -259,7 +270,12 @@ def _write_stack(path: Path, plans: list[_TomogramPlan], out_index: np.ndarray, 
                         pending[turn].result()
                     block = buffers[turn][: hi - lo]
                     valid = _cut(data, starts[lo:hi], edge[lo:hi], block, opts.binning)
-                    _normalise(block.reshape(hi - lo, -1), valid, mask, opts)
+                    flat = block.reshape(hi - lo, -1)
+                    broken = ~np.isfinite(flat).all(axis=1)
+                    if broken.any():
+                        flat[broken] = 0.0
+                        bad[out_index[rows[lo:hi][broken]]] = True
+                    _normalise(flat, valid, mask, opts)
                     pending[turn] = writer.submit(_write_rows, fd, block, out_index[rows[lo:hi]], data_offset, row_bytes)
                     turn = 1 - turn
                     budget.check()
@@ -269,9 +285,40 @@ def _write_stack(path: Path, plans: list[_TomogramPlan], out_index: np.ndarray, 
             for future in pending:
                 if future is not None:
                     future.result()
+    except OSError as exc:  # a full disk: name the stack (particles.star is being written at the same time)
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     finally:
         os.close(fd)
         bar.close()
+    return bad
+
+
+def _report_non_finite(plans: list[_TomogramPlan], out_index: np.ndarray, bad: np.ndarray) -> None:
+    """Log the particles skipped for non-finite voxels, per tomogram; InputError when none is left."""
+    counts = {p.name: int(bad[out_index[p.rows[p.keep]]].sum()) for p in plans}
+    where = ", ".join(f"{name}: {n}" for name, n in counts.items() if n)
+    if bad.all():
+        paths = [str(p.path) for p in plans]
+        raise InputError(paths[0] if len(paths) == 1 else ", ".join(paths), "voxels",
+                         f"finite voxels in at least one particle's box; all {bad.size} boxes hold NaN or Inf")
+    log.warning("skipped %d of %d particles whose box holds non-finite voxels (NaN or Inf): %s; they are "
+                "absent from the stack and the table", int(bad.sum()), bad.size, where)
+
+
+def _drop_rows(path: Path, keep: np.ndarray) -> None:
+    """Rewrite the stack ``path`` with the rows ``keep`` (a mask) alone, chunk by chunk."""
+    src = np.load(path, mmap_mode="r")
+    rows = np.flatnonzero(keep)
+    chunk = max(1, CHUNK_BYTES // max(1, src[0].nbytes))
+    with atomic_path(path) as tmp:
+        dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(rows),) + src.shape[1:])
+        for lo in range(0, len(rows), chunk):
+            dst[lo:lo + chunk] = src[rows[lo:lo + chunk]]
+        dst.flush()
+        del dst
+    del src
 
 
 def _write_rows(fd: int, block: np.ndarray, targets: np.ndarray, offset: int, row_bytes: int) -> None:

@@ -1,4 +1,5 @@
-# Input functions and paths shared by the rules. No computation here.
+# Input functions and paths shared by the rules, and the config checks run when the workflow is
+# parsed (duplicate keys; the train, embed and cluster sections, by the parsers of their verbs).
 
 import json
 import re
@@ -6,6 +7,35 @@ from pathlib import Path
 
 from affinitomo.errors import InputError
 from affinitomo.extract import find_tomograms
+from affinitomo.options import read_config_file
+
+
+def config_files() -> list[str]:
+    """The config files this run reads (--configfile, else config.yaml)."""
+    return [str(p) for p in workflow.configfiles] or ["config.yaml"]
+
+
+def check_config_files() -> None:
+    """Each config file read again with a loader that refuses a key given twice (Snakemake's
+    keeps the last value silently); InputError naming the file and the key."""
+    for path in workflow.configfiles:
+        read_config_file(path)
+
+
+def section_options(section: str) -> None:
+    """Check config ``section`` (train, embed, cluster) with the parser of its verb's --options, so a
+    typo stops the workflow when it is parsed, before any job runs; InputError naming section.key."""
+    from affinitomo.cluster.pipeline import StageOptions
+    from affinitomo.embed import EmbedOptions
+    from affinitomo.train.config import config_from_dict
+
+    parse = {"train": config_from_dict, "embed": EmbedOptions.from_dict, "cluster": StageOptions.from_dict}[section]
+    values = json.loads(cluster_options()) if section == "cluster" else config[section]
+    source = ", ".join(config_files())
+    try:
+        parse(values, source)
+    except InputError as exc:
+        raise InputError(source, f"{section}.{exc.field}" if exc.field else section, exc.expected) from None
 
 RESULTS = Path(config["results"])
 LOGS = RESULTS / "logs"
@@ -235,3 +265,9 @@ def final_outputs() -> list[str]:
     if truth_table() is not None:
         outs.append(RESULTS / "metrics.json")
     return [str(p) for p in outs]
+
+
+# Checked when the workflow is parsed: duplicate keys, and the options sections of the verbs.
+check_config_files()
+for _section in ("train", "embed", "cluster"):
+    section_options(_section)

@@ -3,6 +3,12 @@
 Each verb lives in ``affinitomo.cli.<verb>`` as a module with
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
 when their verb is called, so ``affinitomo --help`` stays fast.
+
+Errors are one line on stderr, ``affinitomo <verb>: error: <path>: <what>``, without a
+traceback: bad input (:class:`~affinitomo.errors.InputError`) exits with status 2, a file
+that cannot be written (read-only folder, a path under a file, a full disk) with status 1.
+Outputs are written through :func:`affinitomo.io.atomic.atomic_path`, so such a failure
+leaves no half-written file.
 """
 
 from __future__ import annotations
@@ -64,9 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except InputError as exc:
-        logging.getLogger("affinitomo").error("%s", exc)
-        print(f"affinitomo {verb}: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(verb, str(exc), 2)
+    except OSError as exc:  # an unwritable --out, a full disk: the path and the reason, no traceback
+        reason = exc.strerror or str(exc)
+        return fail(verb, f"{exc.filename}: {reason}" if exc.filename else reason, 1)
+
+
+def fail(verb: str, message: str, status: int) -> int:
+    """Print the one line ``affinitomo <verb>: error: <message>`` to stderr; return ``status``."""
+    print(f"affinitomo {verb}: error: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -16,11 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from affinitomo.cluster.run_info import check_against_run
     from affinitomo.encode import encode, load_model
     from affinitomo.io.particles import read_particles
     from affinitomo.train.device import pick_device
 
     load_model(args.checkpoint, pick_device(args.device))  # reject a foreign checkpoint before reading anything
+    check_against_run(args.checkpoint, "checkpoint", args.out)
     table = read_particles(args.particles)
     encode(args.checkpoint, args.stack, table["afmParticleId"].to_numpy(), args.out,
            batch_size=args.batch_size, device=args.device)

@@ -7,8 +7,6 @@ e.g. the extracted particles and particles simulated from the templates.
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
 
@@ -28,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from affinitomo.cli import fail
     from affinitomo.errors import InputError
     from affinitomo.train.config import parse_options
     from affinitomo.train.labels import load_training_sources
@@ -42,7 +41,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         train(data, args.out, config, resume=args.resume, device=args.device, progress=not args.no_progress)
     except TrainingDiverged as exc:
-        logging.getLogger(__name__).error("%s", exc)
-        print(f"affinitomo train: error: {exc}", file=sys.stderr)
-        return 1
+        return fail("train", str(exc), 1)
     return 0

@@ -22,14 +22,14 @@ from affinitomo.cluster.classifier_file import NAME as CLASSIFIER_NAME
 from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassifier
 from affinitomo.cluster.features import FeatureSpace
 from affinitomo.cluster.clustering import ClusterOptions, group_particles
+from affinitomo.cluster.run_info import RUN_INFO_NAME
 from affinitomo.cluster.results import (build_table, class_numbers, unknown_group_name, write_class_stars,
                                         write_classes_csv, write_json, write_plots)
 from affinitomo.embed import Latents, align_to_table, labelled_mask, read_embedding, read_latents
 from affinitomo.errors import InputError
+from affinitomo.umap_file import NAME as UMAP_NAME
 
 log = logging.getLogger(__name__)
-
-RUN_INFO_NAME = "run.json"
 
 
 @dataclass
@@ -83,14 +83,21 @@ def embedding_for(table: pd.DataFrame, embedding_path: str | Path, particles_pat
     return emb[["UMAP0", "UMAP1"]].to_numpy(float)[pos]
 
 
-def truth_for(table: pd.DataFrame, truth_path: str | Path) -> pd.DataFrame:
-    """Truth rows matched to the table by afmParticleId (NaN / '' where absent)."""
+def truth_for(table: pd.DataFrame, truth_path: str | Path, particles_path: Any = "the particle table") -> pd.DataFrame:
+    """Truth rows matched to the table by afmParticleId (NaN / '' where absent).
+
+    The ids alone could match a truth table of other data (ids are often 0..N-1), so every
+    matched row must also name the same tomogram and lie at the same place: within one voxel,
+    in Å where both tables give pixel sizes (the extracted table's coordinates are binned),
+    else in pixels. InputError naming the truth file and the first particle that differs.
+    """
     from affinitomo.io.particles import read_particles
 
     truth = read_particles(truth_path)
     cols = ["afmParticleId", "afmClassName"] + [c for c in ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
                                                 if c in truth.columns]
     pos = pd.Index(truth["afmParticleId"].to_numpy(np.int64)).get_indexer(table["afmParticleId"].to_numpy(np.int64))
+    _check_truth_places(table, truth, pos, truth_path, particles_path)
     matched = pd.DataFrame({c: truth[c].to_numpy()[np.maximum(pos, 0)] for c in cols})
     matched.loc[pos < 0, cols[1:]] = np.nan
     matched["afmParticleId"] = table["afmParticleId"].to_numpy()
@@ -101,6 +108,38 @@ def truth_for(table: pd.DataFrame, truth_path: str | Path) -> pd.DataFrame:
     if n_missing:
         log.warning("%d particles have no true class in %s and are not evaluated", n_missing, truth_path)
     return matched
+
+
+def _check_truth_places(table: pd.DataFrame, truth: pd.DataFrame, pos: np.ndarray, truth_path: Any,
+                        particles_path: Any) -> None:
+    """InputError unless each truth row matched by id has the table row's tomogram and position."""
+    from affinitomo.io.particles import COORDS
+
+    rows = np.flatnonzero(pos >= 0)
+    mine, theirs = table.iloc[rows], truth.iloc[pos[rows]]
+    ids = mine["afmParticleId"].to_numpy()
+    names = mine["rlnTomoName"].astype(str).to_numpy(), theirs["rlnTomoName"].astype(str).to_numpy()
+    other = np.flatnonzero(names[0] != names[1])
+    if other.size:
+        i = other[0]
+        raise InputError(truth_path, "rlnTomoName", f"the tomogram of each particle of {particles_path}; "
+                                                    f"{other.size} of {rows.size} particles matched by id are in "
+                                                    f"another, e.g. afmParticleId {ids[i]} in '{names[1][i]}', "
+                                                    f"not '{names[0][i]}' (a truth table of other data?)")
+    px = mine["afmPixelSize"].to_numpy(float), theirs["afmPixelSize"].to_numpy(float)
+    in_angstrom = np.isfinite(px[0]) & np.isfinite(px[1])
+    scale = np.where(in_angstrom, px[0], 1.0), np.where(in_angstrom, px[1], 1.0)
+    xyz = mine[COORDS].to_numpy(float) * scale[0][:, None], theirs[COORDS].to_numpy(float) * scale[1][:, None]
+    tolerance = np.maximum(scale[0], scale[1])  # one voxel of the coarser grid
+    apart = np.linalg.norm(xyz[0] - xyz[1], axis=1)
+    off = np.flatnonzero(apart > tolerance)
+    if off.size:
+        i = off[0]
+        unit = "Å" if in_angstrom[i] else "pixels"
+        raise InputError(truth_path, "rlnCoordinateX/Y/Z",
+                         f"the position of each particle of {particles_path} (within one voxel); {off.size} of "
+                         f"{rows.size} particles matched by id lie elsewhere, e.g. afmParticleId {ids[i]} is "
+                         f"{apart[i]:.3g} {unit} away (a truth table of other data, or of other coordinates?)")
 
 
 def moved_clusters(clusters: np.ndarray, before: np.ndarray, after: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -142,9 +181,10 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
     """
     n = len(mu)
     names, values = scores if scores is not None else (None, None)
+    _check_finite(mu if values is None else np.hstack([mu, values]), scores_path)
     space = stored["features"] if stored is not None else FeatureSpace.fit(mu, names, values)
-    mu = space.transform(mu, names, values, source=stored["path"] if stored is not None and scores is None
-                         else scores_path)
+    source = stored["path"] if stored is not None and scores is None else scores_path
+    mu = _check_finite(space.transform(mu, names, values, source=source), source)
     if stored is not None:
         clf = stored["classifier"]
         known, trained = list(stored["classes"]), list(stored["trained"])
@@ -174,6 +214,16 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
         calibration["applied_from"] = str(stored["path"])
     calibration["features"] = space.describe()
     return Classified(assigned, confidence, pred.distance, calibration, known, trained, clf, mu, space)
+
+
+def _check_finite(features: np.ndarray, source: Any) -> np.ndarray:
+    """``features``, when every row is finite: a particle without finite features is never given a
+    class (InputError naming ``source`` and the rows otherwise)."""
+    broken = np.flatnonzero(~np.isfinite(features).all(axis=1))
+    if broken.size:
+        raise InputError(source, "features", f"finite latents and template scores for every particle; "
+                                             f"{broken.size} rows are not (rows {broken[:5].tolist()})")
+    return features
 
 
 def latent_prior(mu: np.ndarray, names: np.ndarray, matrix: tuple[list[str], np.ndarray],
@@ -237,6 +287,10 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     table = read_particles(particles_path)
     latents = align_to_table(read_latents(latents_path), table, latents_path, particles_path)
     xy = embedding_for(table, embedding_path, particles_path)
+    if options.cluster.space == "umap" and not np.isfinite(xy).all():
+        raise InputError(embedding_path, "UMAP0/UMAP1", f"finite map coordinates for clustering in the UMAP "
+                                                        f"(space: umap); {int((~np.isfinite(xy).all(1)).sum())} "
+                                                        f"particles have none")
     scores = None
     if match_scores:
         from affinitomo.match.scores import read_scores
@@ -351,7 +405,7 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     metrics = None
     truth_names = None
     if truth_path is not None:
-        truth = truth_for(table, truth_path)
+        truth = truth_for(table, truth_path, particles_path)
         truth_names = truth["afmClassName"].to_numpy().astype(str)
         ev = (~labelled) & (truth_names != "")
         if not ev.any():
@@ -415,8 +469,9 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
 
         written += write_averages(out_dir, stack_path, numbers, dict(zip(classes["number"], classes["name"])),
                                   rotation, voxel)
-    info = run_info(table, tomograms=tomogram_paths, particles=particles_path, latents=latents_path,
-                    embedding=embedding_path, stack=stack_path, checkpoint=checkpoint, classifier=classifier_out,
+    info = run_info(table, out_dir=out_dir, tomograms=tomogram_paths, particles=particles_path,
+                    latents=latents_path, embedding=embedding_path, stack=stack_path, checkpoint=checkpoint,
+                    classifier=classifier_out, umap=Path(embedding_path).parent / UMAP_NAME, matrix=matrix_path,
                     particle_diameter=particle_diameter)
     written.append(write_json(out_dir / RUN_INFO_NAME, info))
     log.info("wrote %d files to %s", len(written), out_dir)

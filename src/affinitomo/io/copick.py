@@ -51,16 +51,27 @@ def read_copick_picks(path: str | Path, *, pixel_size: float | None, default_tom
             raise InputError(path, f"points[{i}].location", "an object with numeric x, y, z (Å)") from exc
         transform = point.get("transformation_")
         if transform is not None:
-            m = np.asarray(transform, dtype=float)
+            try:
+                m = np.asarray(transform, dtype=float)
+            except (TypeError, ValueError):
+                m = np.full(1, np.nan)
             if m.shape != (4, 4) or not np.all(np.isfinite(m)):
                 raise InputError(path, f"points[{i}].transformation_", "a finite 4x4 matrix")
             matrices[i] = m
-        scores.append(float(point.get("score", 1.0) if point.get("score") is not None else np.nan))
-        instances.append(int(point.get("instance_id", 0) or 0))
+        score, instance = point.get("score", 1.0), point.get("instance_id", 0)
+        if not (score is None or _is_number(score)):
+            raise InputError(path, f"points[{i}].score", f"a number, got {score!r}")
+        if not (instance is None or (_is_number(instance) and float(instance).is_integer())):
+            raise InputError(path, f"points[{i}].instance_id", f"an integer, got {instance!r}")
+        scores.append(np.nan if score is None else float(score))
+        instances.append(int(instance or 0))
     angstrom = locations + matrices[:, :3, 3]
     with warnings.catch_warnings():  # gimbal lock (e.g. identity) is fine: scipy sets psi to 0
         warnings.simplefilter("ignore", UserWarning)
         angles = matrix_to_euler(matrices[:, :3, :3]) if len(points) else np.empty((0, 3))
+    for key in ("run_name", "pickable_object_name"):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise InputError(path, key, f"a name (text), got {doc[key]!r}")
     tomo = doc.get("run_name") or default_tomo
     df = pd.DataFrame(
         {
@@ -82,3 +93,8 @@ def read_copick_picks(path: str | Path, *, pixel_size: float | None, default_tom
     if tomo is not None:
         df.insert(0, "rlnTomoName", str(tomo))
     return df
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number (not a bool) small enough to be exact as a float."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 2.0**63

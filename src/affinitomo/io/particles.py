@@ -23,6 +23,12 @@ name stays ``""`` and ``rlnClassNumber`` is kept as is: a RELION class number
 (e.g. from 3D classification) is not a protein identity, so it is never turned
 into a label. In CSV files the ``class`` column may hold names (-> ``afmClassName``,
 numbered 1..K in sorted order) or integers (-> ``rlnClassNumber`` only, as in STAR).
+
+Malformed tables are an InputError naming the file and the column: a column given twice
+(also through CSV aliases such as ``x`` and ``rlnCoordinateX``), a row without a tomogram
+name, numbers that are not numbers, integers beyond 2^53. CSV names are kept as written
+(a tomogram called ``NA`` stays ``NA``); in numeric columns ``nan``, ``NA`` and the like
+mean missing.
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ CANONICAL = [
     "rlnTomoName", *COORDS, *ANGLES, "rlnClassNumber", "afmClassName", "afmPixelSize", "afmParticleId", "rlnOpticsGroup"
 ]
 STRING_COLUMNS = ["rlnTomoName", "afmClassName", "rlnMicrographName", "rlnOpticsGroupName", "rlnImageName"]
+#: Texts that STAR readers (starfile, RELION) take for a missing value, so a name cannot be one.
+STAR_MISSING = {"nan", "NaN", "<NA>"}
+#: Texts that stand for a missing number in a CSV file (pandas' defaults); names keep them as text.
+CSV_MISSING = {"nan", "NaN", "NA", "N/A", "n/a", "null", "NULL", "None", "<NA>", "-nan", "-NaN", "#N/A"}
 # Suffixes stripped from rlnMicrographName when it stands in for rlnTomoName (Warp, RELION 3).
 _NAME_SUFFIXES = (".tomostar", ".mrc", ".rec", ".st", ".mrcs", ".map", ".tif", ".tiff")
 _PIXEL_TOLERANCE = 0.01
@@ -122,12 +132,23 @@ def write_particles(path: str | Path, df: pd.DataFrame) -> Path:
     Optics groups: the table's ``rlnOpticsGroup`` when each group has one pixel
     size, else one group per distinct ``afmPixelSize``. Floats are written with 6
     decimals; ``read_particles(write_particles(p, df))`` equals ``df`` to that
-    precision (plus ``rlnOpticsGroup`` when ``df`` lacked it).
+    precision (plus ``rlnOpticsGroup`` when ``df`` lacked it). Names a STAR file cannot
+    keep (``nan``/``NaN``/``<NA>``, which readers take for missing, an empty tomogram name,
+    quotes, ``#``, tabs, line breaks, a leading ``_``) are an InputError, not a changed table.
     """
     path = Path(path)
     missing = [c for c in ("rlnTomoName", *COORDS) if c not in df.columns]
     if missing:
         raise InputError(path, missing[0], f"a particle table with columns {missing} to write")
+    for col in [c for c in STRING_COLUMNS if c in df.columns]:
+        text = df[col].astype(object).where(df[col].notna(), None)
+        lost = text.map(lambda t: t is not None and not _star_keeps(str(t)))
+        if col == "rlnTomoName":
+            lost |= text.isin([None, ""])
+        if lost.any():
+            raise InputError(path, col, f"names that a STAR file keeps, not {text[lost].iloc[0]!r}: a STAR file "
+                                        f"reads {sorted(STAR_MISSING)} (and empty names) as missing, and quotes, "
+                                        f"'#', tabs, line breaks or a leading '_' as syntax")
     particles = df.copy()
     particles.attrs = {}
     pixel = particles["afmPixelSize"].astype(float) if "afmPixelSize" in particles else pd.Series(np.nan, index=df.index)
@@ -195,12 +216,17 @@ def _read_star(path: Path, pixel_size: float | None) -> tuple[pd.DataFrame, str]
     except Exception as exc:
         raise InputError(path, None, f"a readable STAR file ({type(exc).__name__}: {exc})") from exc
     tables = {k: v for k, v in blocks.items() if isinstance(v, pd.DataFrame)}
+    for name, block in tables.items():
+        _unique_columns(path, block, f"data_{name}")
     if not tables:
         raise InputError(path, "data_particles", "a STAR file with a loop_ block of particles")
     particles = next((tables[k] for k in ("particles", "") if k in tables), None)
     if particles is None:
         with_coords = [v for v in tables.values() if set(COORDS) <= set(v.columns) or set(CENTRED) <= set(v.columns)]
-        particles = with_coords[0] if with_coords else next(v for k, v in tables.items() if k != "optics")
+        others = [v for k, v in tables.items() if k != "optics"]
+        if not with_coords and not others:
+            raise InputError(path, "data_particles", "a STAR file with a loop_ block of particles (found data_optics alone)")
+        particles = with_coords[0] if with_coords else others[0]
     particles = particles.copy()
     optics = tables.get("optics")
     if "afmPixelSize" not in particles.columns:
@@ -215,25 +241,36 @@ def _star_pixel_size(path: Path, particles: pd.DataFrame, optics: pd.DataFrame |
     if optics is not None and "rlnOpticsGroup" in optics.columns:
         for col in ("rlnTomoTiltSeriesPixelSize", "rlnImagePixelSize"):
             if col in optics.columns:
+                sizes = _numeric(path, optics, col)
                 if "rlnOpticsGroup" not in particles.columns:
                     if len(optics) == 1:
-                        return np.full(n, float(optics[col].iloc[0]))
+                        return np.full(n, sizes[0])
                     raise InputError(path, "rlnOpticsGroup", "an optics group per particle (the optics block has several)")
-                lookup = dict(zip(optics["rlnOpticsGroup"], optics[col].astype(float)))
-                unknown = sorted(int(g) for g in set(particles["rlnOpticsGroup"]) - set(lookup))
+                lookup = dict(zip(_integers(path, optics, "rlnOpticsGroup").tolist(), sizes))
+                groups = _integers(path, particles, "rlnOpticsGroup")
+                unknown = sorted(set(groups.tolist()) - set(lookup))
                 if unknown:
                     raise InputError(path, "rlnOpticsGroup", f"groups listed in data_optics, got unknown {unknown[:5]}")
-                return particles["rlnOpticsGroup"].map(lookup).to_numpy(float)
+                return np.array([lookup[g] for g in groups.tolist()], dtype=float)
     for col in ("rlnImagePixelSize", "rlnTomoTiltSeriesPixelSize"):
         if col in particles.columns:
             return pd.to_numeric(particles[col], errors="coerce").to_numpy(float)
     return np.full(n, np.nan)
 
 
+def _unique_columns(path: Path, df: pd.DataFrame, where: str) -> None:
+    """InputError naming the first column that ``df`` has twice (which value would be meant?)."""
+    twice = df.columns[df.columns.duplicated()]
+    if len(twice):
+        raise InputError(path, str(twice[0]), f"one column of each name in {where}; it is there twice "
+                                              f"(CSV aliases such as 'x' and 'rlnCoordinateX' name one column)")
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     sep = "\t" if path.suffix.lower() == ".tsv" else None
     try:
-        raw = pd.read_csv(path, sep=sep, engine="python", dtype=str, skipinitialspace=True)
+        raw = pd.read_csv(path, sep=sep, engine="python", dtype=str, skipinitialspace=True,
+                          keep_default_na=False, na_values=[""])  # a tomogram named "NA" stays "NA"
     except pd.errors.EmptyDataError as exc:
         raise InputError(path, "particles", "at least one particle, got an empty file") from exc
     except Exception as exc:
@@ -244,12 +281,16 @@ def _read_csv(path: Path) -> pd.DataFrame:
         "rot": "rlnAngleRot", "tilt": "rlnAngleTilt", "psi": "rlnAnglePsi",
         "id": "afmParticleId", "particle_id": "afmParticleId", "pixel_size": "afmPixelSize",
     }
-    rename = {c: aliases.get(c.strip().lower(), c.strip()) for c in raw.columns}
-    df = raw.rename(columns=rename)
+    df = raw.set_axis([aliases.get(str(c).strip().lower(), str(c).strip()) for c in raw.columns], axis=1)
+    _unique_columns(path, df, "the header")
+    class_cols = [c for c in df.columns if c.lower() == "class"]
+    if len(class_cols) > 1:
+        raise InputError(path, class_cols[1], f"one class column, got {class_cols}")
     for col in df.columns:
         if col in STRING_COLUMNS:
             df[col] = df[col].fillna("").astype(str)
         elif col.lower() != "class":
+            df[col] = df[col].where(~df[col].isin(CSV_MISSING))  # names stay as written, numbers may be missing
             converted = pd.to_numeric(df[col], errors="coerce")
             if converted.notna().sum() == df[col].notna().sum():  # numeric column
                 df[col] = converted
@@ -257,7 +298,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if class_col is not None:
         labels = df.pop(class_col).fillna("").astype(str).str.strip()
         numbers = pd.to_numeric(labels.replace("", "0"), errors="coerce")
-        if numbers.notna().all() and (numbers == numbers.round()).all():
+        if numbers.notna().all() and (numbers == numbers.round()).all() and (numbers.abs() <= 2.0**53).all():
             df["rlnClassNumber"] = numbers.astype(np.int64)
         else:
             df["afmClassName"] = labels
@@ -333,7 +374,12 @@ def _canonicalise(path: Path | None, df: pd.DataFrame, pixel_size: float | None,
             df["rlnTomoName"] = default_tomo
         else:
             raise InputError(path, "rlnTomoName", "a tomogram name column (rlnTomoName, or 'tomo' in CSV), or a single tomogram to default to")
-    df["rlnTomoName"] = df["rlnTomoName"].astype(str)
+    names = df["rlnTomoName"]
+    unnamed = np.flatnonzero((names.isna() | (names.astype(str).str.strip() == "")).to_numpy())
+    if len(unnamed):
+        raise InputError(path, "rlnTomoName", f"a tomogram name in every row; rows (0-based) {unnamed[:10].tolist()} "
+                                              f"have none (empty, or nan / NaN, which STAR files read as missing)")
+    df["rlnTomoName"] = names.astype(str)
     # angles
     for col in ANGLES:
         df[col] = _numeric(path, df, col) if col in df.columns else 0.0
@@ -380,10 +426,16 @@ def _canonicalise(path: Path | None, df: pd.DataFrame, pixel_size: float | None,
 
 def _integers(path: Path | None, df: pd.DataFrame, col: str) -> np.ndarray:
     values = _numeric(path, df, col)
-    bad = ~np.isfinite(values) | (values != np.round(values))
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2.0**53)  # exact in float
     if bad.any():
         raise InputError(path, col, f"integers, got {df[col].iloc[int(np.flatnonzero(bad)[0])]!r} in row {int(np.flatnonzero(bad)[0])} (0-based)")
     return values.astype(np.int64)
+
+
+def _star_keeps(text: str) -> bool:
+    """True when a STAR file written with ``text`` as a value reads back ``text`` itself."""
+    return (text not in STAR_MISSING and not text.startswith("_") and text == text.strip()
+            and not any(c in text for c in "\"'#\t\n\r"))
 
 
 def _strip_suffix(name: str) -> str:

@@ -24,8 +24,19 @@ def open_npy_stack(path: str | Path) -> np.ndarray:
     except Exception as exc:
         raise InputError(path, None, f"a .npy stack readable with np.load ({exc})") from exc
     if stack.ndim != 4 or not (stack.shape[1] == stack.shape[2] == stack.shape[3]):
-        raise InputError(path, "shape", f"(N, B, B, B) subtomograms, got {stack.shape}")
+        raise InputError(path, "shape", f"a stack of cubic subtomograms (N, B, B, B), got {stack.shape}")
     return stack
+
+
+def nonfinite_rows(stack: np.ndarray, chunk_bytes: int = 64 * 2**20) -> np.ndarray:
+    """Indices of the rows of ``stack`` (N, ...) holding NaN or Inf, read chunk by chunk."""
+    row_bytes = max(1, int(np.prod(stack.shape[1:], dtype=np.int64)) * stack.dtype.itemsize)
+    chunk = max(1, chunk_bytes // row_bytes)
+    bad = []
+    for start in range(0, len(stack), chunk):
+        block = np.asarray(stack[start:start + chunk])
+        bad.append(start + np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1)))
+    return np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64)
 
 
 class StackRows:

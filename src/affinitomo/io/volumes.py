@@ -23,6 +23,8 @@ from affinitomo.io.atomic import atomic_path
 MRC_SUFFIXES = {".mrc", ".mrcs", ".map", ".rec", ".st", ".ali"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
 SUPPORTED_MRC_MODES = {0, 1, 2, 6, 12}
+#: Bytes per voxel of the MRC modes read.
+_MODE_BYTES = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}
 #: Relative difference above which a given voxel size and the file's are said to differ.
 VOXEL_SIZE_TOLERANCE = 0.01
 #: Length units of ImageJ metadata, in Å.
@@ -84,36 +86,68 @@ def open_volume(path: str | Path, voxel_size: float | None = None) -> tuple[np.n
     when uncompressed and contiguous, otherwise read. Returns the array
     (``[z, y, x]``, read-only view) and the voxel size in Å: ``voxel_size`` when
     given (a warning is logged when the file's differs by more than 1%), else the
-    MRC header's or the TIFF's ImageJ metadata's, else ``None``.
+    MRC header's or the TIFF's ImageJ metadata's, else ``None``. A file that is not a
+    readable volume is an InputError naming it, and so is an MRC file whose header
+    size (nx, ny, nz) does not account for its data, which would be read scrambled.
     """
     path = Path(path)
     _check_exists(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
-        import tifffile
+        data, from_file = _open_tiff(path)
+    else:
+        data, from_file = _open_mrc(path)
+    if data.ndim != 3 or min(data.shape) < 1:
+        raise InputError(path, "shape", f"a 3D volume, got shape {data.shape}")
+    if data.dtype.kind not in "fiu":
+        raise InputError(path, "dtype", f"a volume of numbers, got {data.dtype}")
+    return data, _choose_voxel_size(path, from_file, voxel_size)
 
+
+def _open_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+    import tifffile
+
+    try:
         try:
             data = tifffile.memmap(path, mode="r")
-        except (ValueError, TypeError):
+        except (ValueError, TypeError):  # compressed or not contiguous: read it
             data = tifffile.imread(path)
-        except Exception as exc:  # corrupt TIFF
-            raise InputError(path, None, f"a readable TIFF volume ({exc})") from exc
-        if data.ndim != 3:
-            raise InputError(path, "shape", f"a 3D volume, got shape {data.shape}")
-        return data, _choose_voxel_size(path, tiff_voxel_size(path), voxel_size)
+        size = tiff_voxel_size(path)
+    except Exception as exc:  # noqa: BLE001 - whatever a corrupt TIFF raises is bad input
+        raise InputError(path, None, f"a readable TIFF volume ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, np.ndarray):
+        raise InputError(path, None, "a readable TIFF volume")
+    return data, size
+
+
+def _open_mrc(path: Path) -> tuple[np.ndarray, float | None]:
     try:
-        mrc = mrcfile.mmap(path, mode="r", permissive=False)
-    except Exception as exc:
-        raise InputError(path, "header", f"a valid MRC file ({exc})") from exc
-    mode = int(mrc.header.mode)
+        with mrcfile.open(path, mode="r", permissive=False, header_only=True) as mrc:
+            h = mrc.header
+            mode, shape, extended = int(h.mode), (int(h.nx), int(h.ny), int(h.nz)), int(h.nsymbt)
+    except Exception as exc:  # noqa: BLE001 - whatever a corrupt header raises is bad input
+        raise InputError(path, "header", f"a valid MRC file ({type(exc).__name__}: {exc})") from None
     if mode not in SUPPORTED_MRC_MODES:
         raise InputError(path, "mode", f"an MRC mode in {sorted(SUPPORTED_MRC_MODES)}, got {mode}")
-    data = mrc.data
-    if data is None or data.ndim not in (2, 3):
+    # The header's size must account for the data bytes after the 1024-byte header and the
+    # extended header: otherwise the voxels would be read scrambled (or past the end).
+    data_bytes = path.stat().st_size - 1024 - extended
+    expected = int(np.prod(shape)) * _MODE_BYTES[mode]
+    if min(shape) < 1 or extended < 0 or expected != data_bytes:
+        raise InputError(path, "nx/ny/nz", f"a header size matching the data: nx, ny, nz = {shape} of mode {mode} "
+                                           f"({_MODE_BYTES[mode]} bytes per voxel) make {expected} bytes, but "
+                                           f"the file holds {data_bytes} bytes after its headers; the volume "
+                                           f"would be read scrambled (fix the header, or write the file again)")
+    try:
+        mrc = mrcfile.mmap(path, mode="r", permissive=False)
+        data = mrc.data
+        vs = float(mrc.voxel_size.x)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(path, "header", f"a valid MRC file ({type(exc).__name__}: {exc})") from None
+    if data is None:
         raise InputError(path, "data", "a 3D volume")
-    if data.ndim == 2:
+    if data.ndim == 2:  # nz = 1
         data = data[None]
-    vs = float(mrc.voxel_size.x)
-    return data, _choose_voxel_size(path, vs if vs > 0 else None, voxel_size)
+    return data, (vs if np.isfinite(vs) and vs > 0 else None)
 
 
 def read_volume(path: str | Path, voxel_size: float | None = None) -> tuple[np.ndarray, float | None]:

@@ -13,6 +13,7 @@ import pandas as pd
 from affinitomo.errors import InputError
 from affinitomo.geometry import matrix_to_euler
 from affinitomo.io.particles import ANGLES, read_particles, write_particles
+from affinitomo.io.stacks import nonfinite_rows, open_npy_stack
 from affinitomo.match.assign import assign, label_indices, unknown_threshold
 from affinitomo.match.scores import write_scores
 from affinitomo.match.search import SearchOptions, match_stack
@@ -50,18 +51,20 @@ def resolve_device(name: str) -> str:
     return str(default_device()) if name == "auto" else name
 
 
-def open_stack(path: Path, n_rows: int) -> np.ndarray:
-    """Memory-map a stack (N, B, B, B) and check it against the table's row count."""
-    try:
-        stack = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise InputError(path, None, f"a .npy subtomogram stack ({exc})") from exc
-    if stack.ndim != 4 or len(set(stack.shape[1:])) != 1:
-        raise InputError(path, "shape", f"a stack of cubic subtomograms (N, B, B, B), got {stack.shape}")
-    if stack.shape[0] != n_rows:
-        raise InputError(path, "shape", f"{n_rows} subtomograms, one per table row, got {stack.shape[0]}")
+def open_stack(path: Path, table: pd.DataFrame) -> np.ndarray:
+    """Memory-map a stack (N, B, B, B) and check it against the table: one row per table row,
+    boxes of at least 8 voxels, every voxel finite (a particle without data gets no class)."""
+    stack = open_npy_stack(path)
+    if stack.shape[0] != len(table):
+        raise InputError(path, "shape", f"{len(table)} subtomograms, one per table row, got {stack.shape[0]}")
     if stack.shape[1] < 8:
         raise InputError(path, "shape", f"boxes of at least 8 voxels, got {stack.shape[1]}")
+    bad = nonfinite_rows(stack)
+    if bad.size:
+        ids = table["afmParticleId"].to_numpy()[bad[:5]].tolist()
+        raise InputError(path, "values", f"finite voxels in every subtomogram; {bad.size} rows hold NaN or Inf "
+                                         f"(rows {bad[:5].tolist()}, afmParticleId {ids}): extract them again "
+                                         f"('affinitomo extract' skips such boxes)")
     return stack
 
 
@@ -95,7 +98,7 @@ def match_particles(
     t0 = time.perf_counter()
     stack_path, particles_path, out_dir = Path(stack_path), Path(particles_path), Path(out_dir)
     table = read_particles(particles_path)
-    stack = open_stack(stack_path, len(table))
+    stack = open_stack(stack_path, table)
     voxel = stack_voxel_size(table, particles_path)
     if not 0 <= opts.unknown_percentile < 100:
         raise InputError(None, "unknown_percentile", f"a percentile in [0, 100), got {opts.unknown_percentile}")
@@ -111,6 +114,10 @@ def match_particles(
              len(classes), stack.shape[-1], voxel)
     result = match_stack(stack, templates, voxel, radii, opts.search, must_refine=own,
                          device=resolve_device(opts.device), progress=progress)
+    bad = np.flatnonzero(~np.isfinite(result.scores).all(axis=1))
+    if bad.size:  # finite data gives finite scores; anything else is not classified
+        raise InputError(stack_path, "values", f"subtomograms with finite template scores; {bad.size} rows have "
+                                               f"none (rows {bad[:5].tolist()})")
     threshold = unknown_threshold(result.scores, own, opts.unknown_percentile, opts.per_class_threshold)
     names, numbers, best = assign(result.scores, classes, threshold)
     rows = np.arange(len(table))

@@ -407,7 +407,9 @@ def test_selection_moves_to_its_tomogram(make_napari_viewer, two_tomograms, qtbo
     assert shown() == {("image", first), ("points", first), ("vectors", first)}
     row = int(session.rows_of(second)[3])
     widget.select_rows(np.array([row]))  # as a click in the UMAP
-    assert widget.shown_tomogram == second and widget.tomo_box.currentText() == second
+    assert widget.shown_tomogram == second and widget.tomo_box.currentData() == second
+    n = int((widget.session.table["rlnTomoName"].astype(str) == second).sum())
+    assert widget.tomo_box.currentText() == f"{second} ({n})"  # per-tomogram counts
     assert shown() == {("image", second), ("points", second), ("vectors", second)}
     z = session.table["rlnCoordinateZ"].iloc[row] * session.pixel_size(second)
     assert viewer.dims.point[0] == pytest.approx(z, abs=session.pixel_size(second))

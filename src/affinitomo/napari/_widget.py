@@ -115,7 +115,8 @@ class ReviewWidget(QWidget):
         row = QHBoxLayout()
         self.tomo_box = QComboBox()
         self.tomo_box.setToolTip("The tomogram shown; only its particles and poses are drawn")
-        self.tomo_box.currentTextChanged.connect(lambda name: name and self.show_tomogram(name))
+        self.tomo_box.currentIndexChanged.connect(
+            lambda i: i >= 0 and self.show_tomogram(str(self.tomo_box.itemData(i))))
         row.addWidget(QLabel("tomogram:"))
         row.addWidget(self.tomo_box, 1)
         layout.addLayout(row)
@@ -260,7 +261,9 @@ class ReviewWidget(QWidget):
         self._fill_lists()
         self.tomo_box.blockSignals(True)
         self.tomo_box.clear()
-        self.tomo_box.addItems(session.tomogram_names())
+        per_tomogram = session.table["rlnTomoName"].astype(str).value_counts()
+        for name in session.tomogram_names():  # each tomogram with its particle count
+            self.tomo_box.addItem(f"{name} ({int(per_tomogram.get(name, 0))})", name)
         self.tomo_box.blockSignals(False)
         self.tomo_box.setEnabled(len(session.tomogram_names()) > 1)
         self.scatter.attach(session)
@@ -601,9 +604,9 @@ class ReviewWidget(QWidget):
                     active = layer
         if active is not None:
             self.viewer.layers.selection.active = active
-        if self.tomo_box.currentText() != name:
+        if self.tomo_box.currentData() != name:
             self.tomo_box.blockSignals(True)
-            self.tomo_box.setCurrentText(name)
+            self.tomo_box.setCurrentIndex(self.tomo_box.findData(name))
             self.tomo_box.blockSignals(False)
 
     def _show_tomogram_of(self, rows: np.ndarray) -> None:

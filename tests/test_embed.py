@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affinitomo.embed import (EmbedOptions, align_to_table, choose_fit_rows, labelled_mask,
-                              parse_options, read_embedding, read_latents, run_embed)
+from affinitomo.embed import (EmbedOptions, align_to_table, choose_fit_rows, labelled_mask, read_embedding,
+                              read_latents, run_embed)
 from affinitomo.errors import InputError
+from affinitomo.options import read_options
 from affinitomo.umap_file import load_umap
 from synthetic_latents import Synthetic, make_blobs, write_inputs
 
@@ -77,6 +78,11 @@ def test_choose_fit_rows():
     assert len(choose_fit_rows(np.ones(100, bool), EmbedOptions(max_fit=10))) == 10
     assert labelled_mask(pd.DataFrame({"afmClassName": ["a", "", " ", None]})).tolist() == [True, False,
                                                                                            False, False]
+
+
+def parse_options(text):
+    """The options mapping the CLIs read from --options."""
+    return read_options(text)[0]
 
 
 def test_parse_options(tmp_path):

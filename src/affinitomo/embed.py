@@ -20,7 +20,7 @@ import pandas as pd
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
-from affinitomo.options import from_known_keys, read_options
+from affinitomo.options import from_known_keys
 from affinitomo.umap_file import NAME as UMAP_NAME
 from affinitomo.umap_file import StoredUmap, make_umap, read_umap, save_umap
 
@@ -142,12 +142,6 @@ class EmbedOptions:
         if opts.max_fit < 3:
             raise InputError(source, "max_fit", "an integer >= 3")
         return opts
-
-
-def parse_options(text: str | None, flag: str = "--options") -> dict[str, Any]:
-    """``flag``'s value: an inline JSON object, or the path of a YAML/JSON file holding one
-    (:func:`affinitomo.options.read_options`)."""
-    return read_options(text, flag)[0]
 
 
 def choose_fit_rows(labelled: np.ndarray, options: EmbedOptions) -> np.ndarray:

@@ -12,13 +12,13 @@ from affinitomo.options import read_config_file
 
 def config_files() -> list[str]:
     """The config files this run reads (--configfile, else config.yaml)."""
-    return [str(p) for p in workflow.configfiles] or ["config.yaml"]
+    return [str(p) for p in workflow.configfiles]
 
 
 def check_config_files() -> None:
     """Each config file read again with a loader that refuses a key given twice (Snakemake's
     keeps the last value silently); InputError naming the file and the key."""
-    for path in workflow.configfiles:
+    for path in config_files():
         read_config_file(path)
 
 

@@ -41,10 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from affinitomo.apply import apply_run
     from affinitomo.cluster.pipeline import StageOptions
-    from affinitomo.embed import parse_options
+    from affinitomo.options import read_options
 
-    flag = "--cluster-options"
-    cluster_options = StageOptions.from_dict(parse_options(args.cluster_options, flag), source=flag)
+    cluster_options = StageOptions.from_dict(*read_options(args.cluster_options, "--cluster-options"))
     apply_run(args.run, args.tomograms, args.out, particles=args.particles, pick_diameter=args.pick_diameter,
               pixel_size=args.pixel_size, binning=args.binning, normalise=args.normalise, invert=args.invert,
               mask_radius=args.mask_radius, edge=args.edge, truth=args.truth, device=args.device,

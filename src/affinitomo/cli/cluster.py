@@ -47,9 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from affinitomo.cluster.pipeline import StageOptions, run_cluster
     from affinitomo.cluster.run_info import check_against_run
-    from affinitomo.embed import parse_options
+    from affinitomo.options import read_options
 
-    options = StageOptions.from_dict(parse_options(args.options), source="--options")
+    options = StageOptions.from_dict(*read_options(args.options))
     if args.classifier is not None:
         check_against_run(args.classifier, "classifier", args.out)
     run_cluster(args.latents, args.embedding, args.particles, args.out, truth_path=args.truth,

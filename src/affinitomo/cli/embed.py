@@ -22,9 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from affinitomo.cluster.run_info import check_against_run
-    from affinitomo.embed import EmbedOptions, parse_options, run_embed
+    from affinitomo.embed import EmbedOptions, run_embed
+    from affinitomo.options import read_options
 
-    options = EmbedOptions.from_dict(parse_options(args.options), source="--options")
+    options = EmbedOptions.from_dict(*read_options(args.options))
     if args.umap is not None:
         check_against_run(args.umap, "umap", args.out)
     run_embed(args.latents, args.particles, args.out, options, umap_path=args.umap, trust_pickle=args.trust_pickle)

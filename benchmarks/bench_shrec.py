@@ -196,8 +196,8 @@ def summarise(metrics: dict[str, Any], known: list[str], unknown: list[str]) -> 
 
 def matching(p: dict[str, Path], a: argparse.Namespace) -> tuple[Path, float]:
     """Template matching of one (SNR, split), once, with the tomograms' CTF on the templates, as the
-    workflow does: (its folder, seconds if it ran now). Folder ``tm_ctf``: runs before the CTF
-    weighting (2026-12-01, fifth session) wrote ``tm``, which is not reused."""
+    workflow does: (its folder, seconds if it ran now). Folder ``tm_ctf``: a folder ``tm`` holds
+    matching without the CTF on the templates and is not reused."""
     out = p["root"] / "tm_ctf"
     seconds = step(out / "scores.csv", ["match", "--stack", p["extract"] / "subtomos.npy", "--particles",
                                         p["extract"] / "particles.star", "--templates", p["data"] / "templates",

@@ -13,8 +13,8 @@ extracted stack) and, per class given, takes its particles (true classes from ``
   particles averaged in their true poses, masked alike, as the reference (SNR 0.03, split 2, 1s3x,
   the best poses before ``align_pose_mean``: 9.0 degrees for all 100, against 10.2 for the reference
   built; 8.5 for the 77 of the benchmark's group, against 10.0-11.6 for every reference built from
-  estimated poses; docs/benchmarks.md, seventh session; with the posterior-mean poses, the default
-  since the eighth session: 8.2 and 9.5).
+  estimated poses; with the posterior-mean poses, the default: 8.2 and 9.5; docs/benchmarks.md,
+  "What limits the unseen 1s3x at SNR 0.03").
 
 With ``--soft``, the group alignment is also run with a soft average (``soft_alignment``): each
 member enters the next reference in the 27 poses around its best one (rotation vectors on a grid of
@@ -22,7 +22,7 @@ half the coarse angular step about each axis), weighted by its likelihood exp((s
 (2 sigma^2)) (s the score of a pose, sigma the spread of the member's scores at 16 random poses, the
 noise of one score), as maximum-likelihood averaging does over its pose posterior (SNR 0.03, split 2,
 1s3x: 10.8 degrees, and 11.2 with the grid at a quarter step, against 10.2 for the plain average;
-docs/benchmarks.md, eighth session).
+docs/benchmarks.md, "Soft averaging does not help").
 
 Each both with the search as it is (``crop``: small templates and all group references on the
 central crop at full resolution) and with every coarse search on the box binned by 2

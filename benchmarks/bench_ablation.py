@@ -53,15 +53,13 @@ from typing import Any
 import numpy as np
 
 from bench_realism import DEFOCUS_UM, HELD_OUT, VARIANTS as REALISM_VARIANTS, build_set
-from bench_shrec import ASYMMETRIC, SPLITS, load, pure_majority, run_tm, run_tm_classifier, shared_templates, step
+from bench_shrec import ASYMMETRIC, SPLITS, load, match_dir, pure_majority, run_tm, run_tm_classifier, shared_templates, step
 from bench_shrec import imaging_flags, summarise, truth_and_labels
 
 #: Unseen classes per ``--split``: bench_realism's, then bench_shrec's.
 ABLATION_SPLITS = (HELD_OUT, *SPLITS)
 TIERS = ("exact", "realistic", "template-free")
-ROWS = ("tm", "tm+classifier", "latents", "latents+scores", "gamma0", "identity", "shuffled", "pca")
-#: Rows that need templates (skipped in the template-free tier).
-NEEDS_TEMPLATES = ("tm", "tm+classifier", "latents+scores")
+ROWS = ("tm", "tm+classifier", "scores", "latents", "latents+scores", "gamma0", "identity", "shuffled", "pca")
 #: Maps with no atomic model under templates/pdb.
 NO_MODEL = ("4cr2", "5mrc")
 
@@ -94,6 +92,13 @@ def prepare(work: Path, maps: Path, a: argparse.Namespace) -> dict[str, Path]:
               "--per-class", a.simulated_per_class, "--box", a.box, "--snr-from", p["extract"] / "subtomos.npy",
               *imaging_flags(tm_args(a)), "--seed", a.seed, "--invert", "--no-progress"],
              logs / "simulate_particles.log")
+    if a.tier == "template-free":  # the known classes' references, from their labelled particles alone
+        p["references"] = p["tier"] / "references"
+        p["match"] = p["tier"] / "tm_references"
+        step(p["references"] / "references.json",
+             ["references", "--stack", p["extract"] / "subtomos.npy", "--particles", p["extract"] / "particles.star",
+              "--out", p["references"], "--options", json.dumps({"align_wedge": [-60, 60], "seed": a.seed}),
+              "--device", "cpu"], logs / f"references_seed{a.seed}.log")
     return p
 
 
@@ -134,8 +139,21 @@ def pca_latents(p: dict[str, Path], out: Path, dims: int) -> None:
     write_latents(out, Latents(ids, mu, np.zeros_like(mu), np.zeros((len(ids), 1))))
 
 
+def score_latents(p: dict[str, Path], out: Path) -> None:
+    """latents.npz holding each particle's template scores (scores.csv of :func:`match_dir`) as its latents."""
+    from affinitomo.embed import Latents
+    from affinitomo.gather import write_latents
+    from affinitomo.io.particles import read_particles
+    from affinitomo.match.scores import read_scores
+
+    table = read_particles(p["extract"] / "particles.star")
+    _, scores = read_scores(match_dir(p) / "scores.csv", table)
+    ids = table["afmParticleId"].to_numpy()
+    write_latents(out, Latents(ids, scores, np.zeros_like(scores), np.zeros((len(ids), 1))))
+
+
 def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[str, Any]:
-    """Train (unless pca), encode, embed, cluster and score one row."""
+    """Train (unless pca or scores), encode, embed, cluster and score one row."""
     from affinitomo.cluster.pipeline import StageOptions, run_cluster
     from affinitomo.train.config import config_from_dict
 
@@ -148,6 +166,8 @@ def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[st
     if row == "pca":
         if not latents.exists():
             pca_latents(p, latents, config_from_dict(options).model.latent_dims)
+    elif row == "scores":
+        score_latents(p, latents)
     else:
         sources = ["--stack", p["extract"] / "subtomos.npy", "--particles", p["extract"] / "particles.star"]
         if a.tier != "template-free":
@@ -160,14 +180,14 @@ def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[st
              logs / "encode.log")
     step(embed / "embedding.csv", ["embed", "--latents", latents, "--particles", p["extract"] / "particles.star",
                                    "--out", embed], logs / "embed.log")
-    scores = a.tier != "template-free" and row != "latents"
-    tm = p["root"] / "tm_ctf"
+    scores = row not in ("latents", "scores")  # "scores": the scores are its latents
+    tm = match_dir(p)
     summary = run_cluster(latents, embed / "embedding.csv", p["extract"] / "particles.star",
                           out / ("results_scores" if scores else "results"),
                           truth_path=p["data"] / "truth.star", matrix_path=matrix,
                           options=StageOptions.from_dict({"align_wedge": [-60, 60]}, "options"),
                           match_scores=tm / "scores.csv" if scores else None,
-                          match_poses=tm / "particles.star" if scores else None,
+                          match_poses=tm / "particles.star" if scores or row == "scores" else None,
                           stack_path=p["extract"] / "subtomos.npy")
     _, _, known, unknown = truth_and_labels(p, p["extract"] / "particles.star")
     return {**summarise(summary["metrics"], known, unknown), "seconds": round(time.perf_counter() - t0, 1)}
@@ -181,11 +201,11 @@ def tm_args(a: argparse.Namespace) -> argparse.Namespace:
 def run_row(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[str, Any]:
     if row in ("tm", "tm+classifier"):
         t0 = time.perf_counter()
-        r = (run_tm if row == "tm" else run_tm_classifier)(p, p["root"] / "tm_ctf", tm_args(a))
+        r = (run_tm if row == "tm" else run_tm_classifier)(p, match_dir(p), tm_args(a))
         r["seconds"] = round(time.perf_counter() - t0, 1) if row == "tm+classifier" else r["seconds"]
         return r
-    if a.tier != "template-free" and row != "latents":
-        run_tm(p, p["root"] / "tm_ctf", tm_args(a))  # the scores and poses the cluster stage reads
+    if row != "latents":
+        run_tm(p, match_dir(p), tm_args(a))  # the scores and poses the cluster stage reads
     return run_pipeline(p, row, a)
 
 
@@ -228,7 +248,7 @@ def main() -> int:
         print("bench_ablation: skipped: the SHREC maps and models (templates/maps_10A, templates/pdb) are not under "
               "$AFFINITOMO_SHARED_DATA (default <repo>/../shared/data)")
         return 0
-    rows = [r for r in a.rows if a.tier != "template-free" or r not in NEEDS_TEMPLATES]
+    rows = list(a.rows)
     print(f"<!-- tier {a.tier}, split {a.split} (unseen {' '.join(ABLATION_SPLITS[a.split])}), seed {a.seed}, "
           f"train options {a.train_options}; load before {load()} -->", flush=True)
     results = []

@@ -197,13 +197,22 @@ def summarise(metrics: dict[str, Any], known: list[str], unknown: list[str]) -> 
 def matching(p: dict[str, Path], a: argparse.Namespace) -> tuple[Path, float]:
     """Template matching of one (SNR, split), once, with the tomograms' CTF on the templates, as the
     workflow does: (its folder, seconds if it ran now). Folder ``tm_ctf``: a folder ``tm`` holds
-    matching without the CTF on the templates and is not reused."""
-    out = p["root"] / "tm_ctf"
+    matching without the CTF on the templates and is not reused. With ``p["references"]`` (class
+    references from the labelled particles, ``affinitomo references``) those are the templates, without
+    a CTF, and the folder is ``p["match"]``."""
+    out = match_dir(p)
+    references = p.get("references")  # class references from the labelled particles carry the CTF already
     seconds = step(out / "scores.csv", ["match", "--stack", p["extract"] / "subtomos.npy", "--particles",
-                                        p["extract"] / "particles.star", "--templates", p["data"] / "templates",
-                                        "--out", out, *ctf_flags(a), "--wedge", *(f"{t:g}" for t in a.tilt_range),
-                                        "--no-progress"], out / "match.log")
+                                        p["extract"] / "particles.star", "--templates",
+                                        references or p["data"] / "templates", "--out", out,
+                                        *([] if references else ctf_flags(a)), "--wedge",
+                                        *(f"{t:g}" for t in a.tilt_range), "--no-progress"], out / "match.log")
     return out, seconds
+
+
+def match_dir(p: dict[str, Path]) -> Path:
+    """The folder of :func:`matching`: ``p["match"]`` where given (matching against other templates)."""
+    return p.get("match", p["root"] / "tm_ctf")
 
 
 def run_tm(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, Any]:

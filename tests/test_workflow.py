@@ -109,6 +109,23 @@ def test_own_data_config_wires_given_files(tmp_path):
     assert "--stack results/extract/a/subtomos.npy results/extract/b/subtomos.npy" in proc.stdout
     assert "affinitomo similarity --matrix matrix.csv" in proc.stdout
     assert job_counts(proc.stdout)["extract"] == 2 and job_counts(proc.stdout)["encode"] == 2
+    # template-free: the known classes' references, from the labelled particles of both tomograms,
+    # are what each tomogram is matched against, without the CTF on them
+    counts = job_counts(proc.stdout)
+    assert counts["references"] == 1 and counts["match"] == 2
+    assert ("affinitomo references --stack results/extract/a/subtomos.npy results/extract/b/subtomos.npy "
+            "--particles results/extract/a/particles.star results/extract/b/particles.star --out results/references"
+            in proc.stdout)
+    assert "--templates results/references --out results/match/a" in proc.stdout
+    assert "--match-scores results/match/a/scores.csv results/match/b/scores.csv" in proc.stdout
+    ctf = write_config(tmp_path, data={"particles": "picks.star", "tomograms": ["tomos/a.mrc"], "truth": None},
+                       similarity={"matrix": "matrix.csv"}, imaging={"model": "tiltseries", "ctf": True})
+    proc = snakemake(tmp_path, ctf, "-n", "--cores", "1", "-p")
+    assert "--templates results/references" in proc.stdout and "--defocus-um" not in proc.stdout
+    off = write_config(tmp_path, data={"particles": "picks.star", "tomograms": ["tomos/a.mrc"], "truth": None},
+                       similarity={"matrix": "matrix.csv"}, references={"enabled": False})
+    counts = job_counts(snakemake(tmp_path, off, "-n", "--cores", "1", "-p").stdout)
+    assert "references" not in counts and "match" not in counts
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -168,6 +185,11 @@ def test_apply_mode_matches_when_the_earlier_run_did(tmp_path):
     proc = snakemake(tmp_path, write_config(tmp_path, data=data, apply={"from": "old"}), "-n", "--cores", "1",
                      check=False)
     assert proc.returncode != 0 and "similarity.templates" in proc.stdout + proc.stderr
+    (tmp_path / "old" / "references").mkdir()  # a template-free run: its class references are the templates
+    proc = snakemake(tmp_path, write_config(tmp_path, data=data, apply={"from": "old"}), "-n", "--cores", "1", "-p")
+    counts = job_counts(proc.stdout)
+    assert counts["match"] == 1 and "references" not in counts and "--templates old/references" in proc.stdout
+    (tmp_path / "old" / "references").rmdir()
     (tmp_path / "maps").mkdir()
     config = write_config(tmp_path, data=data, apply={"from": "old"}, similarity={"templates": "maps"})
     proc = snakemake(tmp_path, config, "-n", "--cores", "1", "-p")

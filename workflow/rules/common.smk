@@ -153,29 +153,54 @@ def templates_dir() -> str | None:
     return str(DEMO / "templates") if use_demo() else config["similarity"]["templates"]
 
 
+def use_references() -> bool:
+    """Template-free mode: class references from the labelled particles stand in for templates
+    (config references.enabled, match.enabled). In apply mode: the earlier run's references."""
+    if APPLY is not None:
+        return (APPLY / "references").is_dir() and templates_dir() is None
+    return config["references"]["enabled"] and config["match"]["enabled"] and templates_dir() is None
+
+
+def match_templates() -> str | None:
+    """What the match stage matches against: the templates, else the class references, else nothing."""
+    if use_references():
+        return from_run("references")
+    return templates_dir()
+
+
 def use_matching() -> bool:
-    """Template matching at the particles (config match.enabled) whenever there are templates.
+    """Matching at the particles (config match.enabled) whenever there are templates or class references.
 
     In apply mode: exactly when the earlier run matched (its classifier needs the scores).
     """
     if APPLY is not None:
-        if (APPLY / "match").is_dir() and templates_dir() is None:
+        if (APPLY / "match").is_dir() and match_templates() is None:
             raise ValueError(
                 f"config.yaml: similarity.templates: the template folder the run in {APPLY} matched against "
                 "(its classifier uses template scores)"
             )
         return (APPLY / "match").is_dir()
-    return config["match"]["enabled"] and templates_dir() is not None
+    return config["match"]["enabled"] and match_templates() is not None
+
+
+def references_options() -> str:
+    """`affinitomo references` options: config references, the tilt range's missing wedge and the cluster seed."""
+    r, im = config["references"], config["imaging"]
+    values = {"min_particles": r["min_particles"], "seed": config["cluster"].get("seed", 0)}
+    values.update({"align_no_wedge": True} if not config["match"]["wedge"] else
+                  {"align_wedge": [im["tilt_min"], im["tilt_max"]]})
+    return json.dumps(values, sort_keys=True)
 
 
 def match_options() -> str:
-    """`affinitomo match` search options from config match and the imaging's tilt range."""
+    """`affinitomo match` search options from config match and the imaging's tilt range; the CTF on
+    templates only (class references were made from the data and carry it)."""
     m, im = config["match"], config["imaging"]
     flags = [f"--lowpass-A {m['lowpass']}"]
     if m["angular_step"] is not None:
         flags.append(f"--angular-step {m['angular_step']}")
     flags.append(f"--wedge {im['tilt_min']} {im['tilt_max']}" if m["wedge"] else "--no-wedge")
-    if im["model"] == "tiltseries" and im["ctf"]:
+    if im["model"] == "tiltseries" and im["ctf"] and not use_references():
         flags.append(ctf_flags())
     return " ".join(flags)
 

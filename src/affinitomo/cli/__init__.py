@@ -26,6 +26,7 @@ VERBS: dict[str, str] = {
     "simulate": "Simulate a demo or template-based data set: tomograms, ground truth, templates.",
     "extract": "Extract subtomograms at particle coordinates into a memory-mappable stack.",
     "similarity": "Compute a protein-similarity matrix from templates, or validate a given CSV.",
+    "references": "Build one reference per known class from its labelled particles (no template needed).",
     "match": "Classify particles by template matching (baseline): best template, score and pose.",
     "gather": "Gather per-tomogram particle tables and latents into one particle set.",
     "train": "Train an Affinity-VAE on labelled subtomograms and a similarity matrix.",

@@ -1,0 +1,1 @@
+"""Subtomogram averaging without a template: references built from the particles themselves."""

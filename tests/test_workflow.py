@@ -189,6 +189,10 @@ def test_apply_mode_matches_when_the_earlier_run_did(tmp_path):
     proc = snakemake(tmp_path, write_config(tmp_path, data=data, apply={"from": "old"}), "-n", "--cores", "1", "-p")
     counts = job_counts(proc.stdout)
     assert counts["match"] == 1 and "references" not in counts and "--templates old/references" in proc.stdout
+    (tmp_path / "old" / "match" / "tomo01" / "match.json").write_text("{}")  # the run's recorded settings
+    proc = snakemake(tmp_path, write_config(tmp_path, data=data, apply={"from": "old"}), "-n", "--cores", "1", "-p")
+    assert "--settings old/match/tomo01/match.json" in proc.stdout and "--lowpass-A" not in proc.stdout
+    (tmp_path / "old" / "match" / "tomo01" / "match.json").unlink()
     (tmp_path / "old" / "references").rmdir()
     (tmp_path / "maps").mkdir()
     config = write_config(tmp_path, data=data, apply={"from": "old"}, similarity={"templates": "maps"})

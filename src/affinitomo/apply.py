@@ -110,6 +110,30 @@ def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Pat
     return int(model.box), names
 
 
+def recorded_matching(run_dir: str | Path, templates: str | Path | None, options: "MatchOptions | None",
+                      device: str) -> tuple[Path | None, "MatchOptions | None"]:
+    """(templates, match options) that new particles are matched with: the given ones, else what the
+    earlier run recorded (``match/<tomogram>/match.json``, :mod:`affinitomo.match.settings`: its search
+    and CTF; its template folder, or the class references of a template-free run, ``references/``)."""
+    from affinitomo.match.settings import read_settings, recorded_settings
+
+    recorded = recorded_settings(run_dir)
+    if options is None and recorded is not None:
+        options = read_settings(recorded, device)
+        log.info("matching as the earlier run did (%s): %s", recorded, options)
+    elif options is None and (Path(run_dir) / "match").is_dir():
+        log.warning("%s records no match settings (an older run): new particles are matched with the default "
+                    "search and no CTF, which may not be how the run matched", Path(run_dir) / "match")
+    if templates is None and (Path(run_dir) / "references").is_dir():
+        templates = Path(run_dir) / "references"
+    elif templates is None and recorded is not None:
+        import json
+
+        given = Path(json.loads(recorded.read_text()).get("templates") or "")
+        templates = given if given.is_dir() else None
+    return (None if templates is None else Path(templates)), options
+
+
 def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | Path, *,
               particles: str | Path | None = None, pick_diameter: float | None = None,
               pixel_size: float | None = None, binning: int = 1, normalise: bool = True, invert: bool = False,
@@ -122,7 +146,8 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     Particles come from ``particles`` (a table) or, with ``pick_diameter`` (Å), from the
     reference-free picker. Extraction settings must be those the model was trained with.
     ``templates`` (a folder of maps): needed, and only used, when the classifier was fitted
-    with template scores (``match_options``: the search; default as ``affinitomo match``).
+    with template scores; ``match_options``: the search and CTF. Where not given, both are what
+    the earlier run recorded (:func:`recorded_matching`).
     ``cluster_options``: the cluster stage's (default as ``affinitomo cluster``); give the earlier
     run's for the same treatment of unknown groups. ``trust_pickle``: the earlier run's UMAP and
     classifier may be pickles of the older format (read, and written in the new one).
@@ -137,6 +162,7 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
         raise InputError("--particles", None, "either a particle table or --pick-diameter (not both)")
     run = TrainedRun.from_folder(run_dir)
     out_dir = Path(out_dir)
+    templates, match_options = recorded_matching(run_dir, templates, match_options, device)
     box, score_names = check_trained_run(run, device, templates, trust_pickle, out_dir)
     files = find_tomograms(tomograms)
     if pick_diameter is not None:

@@ -194,7 +194,12 @@ def references_options() -> str:
 
 def match_options() -> str:
     """`affinitomo match` search options from config match and the imaging's tilt range; the CTF on
-    templates only (class references were made from the data and carry it)."""
+    templates only (class references were made from the data and carry it). In apply mode: the
+    settings the earlier run recorded (match.json), so new particles are matched as its were."""
+    if APPLY is not None:
+        recorded = sorted((APPLY / "match").glob("*/match.json"))
+        if recorded:
+            return f"--settings {recorded[0]}"
     m, im = config["match"], config["imaging"]
     flags = [f"--lowpass-A {m['lowpass']}"]
     if m["angular_step"] is not None:

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda or mps")
     parser.add_argument("--templates", type=Path, default=None, metavar="DIR",
                         help="the template maps the earlier run matched against (needed when its classifier "
-                             "uses template scores)")
+                             "uses template scores; default: the folder its match.json records, or its class "
+                             "references of a template-free run); the search and CTF are always the run's own")
     parser.add_argument("--cluster-options", default=None, metavar="JSON",
                         help="the cluster stage's options, as 'affinitomo cluster --options' (JSON inline or a file); "
                              "give the earlier run's (its config's cluster section)")

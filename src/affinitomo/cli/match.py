@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one threshold over all labelled particles instead of one per class")
     parser.add_argument("--max-shift", type=float, default=2.0, help="translation search radius in voxels of the stack (default 2)")
     parser.add_argument("--refine-classes", type=int, default=3, help="templates refined per particle (default 3)")
+    parser.add_argument("--settings", type=Path, default=None, metavar="JSON",
+                        help="match.json of an earlier match: its search, CTF and open-set settings replace the "
+                             "options above (how 'apply' matches new particles as the trained run did)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -59,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
     )
     opts = MatchOptions(search, ctf=ctf_from_args(args), unknown_percentile=args.unknown_percentile,
                         per_class_threshold=not args.pooled_threshold, device=args.device)
+    if args.settings is not None:
+        from affinitomo.match.settings import read_settings
+
+        opts = read_settings(args.settings, args.device)
+        log.info("settings of %s: %s", args.settings, opts)
     match_particles(args.stack, args.particles, args.templates, args.out, opts, progress=args.progress)
     log.info("wrote %s and %s", args.out / "particles.star", args.out / "scores.csv")
     return 0

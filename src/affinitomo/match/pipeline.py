@@ -17,6 +17,7 @@ from affinitomo.io.stacks import nonfinite_rows, open_npy_stack
 from affinitomo.match.assign import assign, label_indices, unknown_threshold
 from affinitomo.match.scores import write_scores
 from affinitomo.match.search import SearchOptions, match_stack
+from affinitomo.match.settings import write_settings
 from affinitomo.match.templates import ctf_weighted, load_templates
 from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.similarity.score import default_device
@@ -82,7 +83,8 @@ def match_particles(
     stack_path: str | Path, particles_path: str | Path, templates_dir: str | Path, out_dir: str | Path,
     options: MatchOptions | None = None, progress: bool = True,
 ) -> MatchResult:
-    """Classify the stack's particles by template matching; write ``particles.star`` and ``scores.csv``.
+    """Classify the stack's particles by template matching; write ``particles.star``, ``scores.csv`` and
+    ``match.json`` (the settings, :mod:`.settings`).
 
     With ``options.ctf``, the templates carry the tomograms' CTF (:func:`.templates.ctf_weighted`).
     Table: the input canonical table with ``afmClassName`` (template name or 'unknown'),
@@ -132,6 +134,7 @@ def match_particles(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_scores(out_dir / "scores.csv", table["afmParticleId"].to_numpy(), classes, result.scores)
     write_particles(out_dir / "particles.star", out)
+    write_settings(out_dir, opts, templates_dir)
     seconds = time.perf_counter() - t0
     log.info("matched %d particles in %.1f s: %d unknown (thresholds %s)", len(table), seconds,
              int((numbers == 0).sum()), "none" if threshold is None else np.round(threshold, 3).tolist())

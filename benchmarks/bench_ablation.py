@@ -185,12 +185,19 @@ def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[st
     summary = run_cluster(latents, embed / "embedding.csv", p["extract"] / "particles.star",
                           out / ("results_scores" if scores else "results"),
                           truth_path=p["data"] / "truth.star", matrix_path=matrix,
-                          options=StageOptions.from_dict({"align_wedge": [-60, 60]}, "options"),
+                          options=StageOptions.from_dict(stage_options(a, scores), "options"),
                           match_scores=tm / "scores.csv" if scores else None,
                           match_poses=tm / "particles.star" if scores or row == "scores" else None,
                           stack_path=p["extract"] / "subtomos.npy")
     _, _, known, unknown = truth_and_labels(p, p["extract"] / "particles.star")
     return {**summarise(summary["metrics"], known, unknown), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def stage_options(a: argparse.Namespace, scores: bool) -> dict[str, Any]:
+    """The cluster stage's options as the workflow sets them: the tilt range's wedge and, in template-free
+    mode with the class references' scores, ``known_from: scores``; ``--cluster-options`` over them."""
+    values = {"align_wedge": [-60, 60], **({"known_from": "scores"} if scores and a.tier == "template-free" else {})}
+    return {**values, **json.loads(a.cluster_options)}
 
 
 def tm_args(a: argparse.Namespace) -> argparse.Namespace:
@@ -241,6 +248,7 @@ def main() -> int:
     parser.add_argument("--simulated-per-class", type=int, default=100,
                         help="simulated training particles per known class (template tiers)")
     parser.add_argument("--train-options", default="{}", help="JSON training options over the defaults")
+    parser.add_argument("--cluster-options", default="{}", help="JSON cluster options over the workflow's")
     parser.add_argument("--tag", default="", help="suffix of the rows' folders (e.g. other train options)")
     a = parser.parse_args()
     maps = shared_templates()

@@ -180,3 +180,34 @@ def test_known_class_poses_come_from_template_matching_in_one_frame(tmp_path):
     with pytest.raises(InputError) as err:
         read_match_poses(tmp_path / "bad.star", table)
     assert err.value.field == "afmMatchTemplate"
+
+
+def test_known_from_scores_gives_each_kept_particle_its_best_scoring_class(weak, tmp_path):
+    """known_from: scores (template-free mode): the open set decides what is unknown, the best score
+    which known class; the option travels with the stored classifier, and needs scores."""
+    from affinitomo.cluster.pipeline import StageOptions
+
+    syn, folder, paths, csvs = weak
+    options = StageOptions.from_dict({"known_from": "scores"})
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "best",
+                matrix_path=paths["matrix"], truth_path=paths["truth"], match_scores=csvs, options=options)
+    table = read_particles(tmp_path / "best" / "particles.star")
+    _, scores = read_scores(csvs, table)
+    assigned = table["afmClassName"].to_numpy().astype(str)
+    given = syn.table.set_index("afmParticleId").loc[table["afmParticleId"], "afmClassName"]
+    unlabelled = given.fillna("").astype(str).str.strip().to_numpy() == ""
+    kept = unlabelled & (assigned != "unknown")
+    assert kept.sum() > 100 and list(assigned[kept]) == list(np.asarray(KNOWN)[scores[kept].argmax(axis=1)])
+    metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert metrics["options"]["classify"]["known_from"] == "scores" and metrics["f1_macro"] > 0.9
+    again = tmp_path / "again"  # the stored classifier brings known_from with it
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], again, matrix_path=paths["matrix"],
+                match_scores=csvs, classifier_path=tmp_path / "best" / "classifier.npz")
+    b = read_particles(again / "particles.star")["afmClassName"].to_numpy().astype(str)
+    keep_b = unlabelled & (b != "unknown")
+    assert list(b[keep_b]) == list(np.asarray(KNOWN)[scores[keep_b].argmax(axis=1)])
+    with pytest.raises(InputError, match="known_from"):
+        run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "none",
+                    matrix_path=paths["matrix"], options=options)
+    with pytest.raises(InputError, match="known_from"):
+        StageOptions.from_dict({"known_from": "templates"})

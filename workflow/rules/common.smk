@@ -233,8 +233,11 @@ def options(section: str) -> str:
 
 
 def cluster_options() -> str:
-    """config cluster as JSON, with the imaging's tilt range as the alignment's missing wedge unless given."""
+    """config cluster as JSON, with the imaging's tilt range as the alignment's missing wedge unless given,
+    and in template-free mode ``known_from: scores`` unless given (README, "Template-free mode")."""
     values = dict(config["cluster"])
+    if use_references() and use_matching():  # template-free: the class of the best-matching class reference
+        values.setdefault("known_from", "scores")
     if "align_wedge" not in values and not values.get("align_no_wedge"):
         values["align_wedge"] = [config["imaging"]["tilt_min"], config["imaging"]["tilt_max"]]
     return json.dumps(values, sort_keys=True)

@@ -76,6 +76,7 @@ class ClassifyOptions:
     folds: int = 5
     neighbours: bool = True  # second open-set test: few labelled particles among the neighbours
     neighbours_k: int | None = None  # None: round(10 / labelled fraction), clipped to [10, 100]
+    known_from: str = "classifier"  # or "scores": a particle kept among the known classes takes its best-scoring one
     seed: int = 0
 
     @classmethod
@@ -89,6 +90,8 @@ class ClassifyOptions:
             raise InputError(source, "folds", "an integer >= 2")
         if opts.n_neighbors < 1:
             raise InputError(source, "n_neighbors", "an integer >= 1")
+        if opts.known_from not in ("classifier", "scores"):
+            raise InputError(source, "known_from", f"'classifier' or 'scores', got {opts.known_from!r}")
         if opts.neighbours_k is not None and (not isinstance(opts.neighbours_k, int) or opts.neighbours_k < 1):
             raise InputError(source, "neighbours_k", "a positive integer or null")
         return opts

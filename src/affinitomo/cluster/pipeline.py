@@ -207,6 +207,8 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
         pool_rows[~labelled] = int(labelled.sum()) + np.arange(int((~labelled).sum()))
     pred = clf.predict(mu, pool_rows)
     assigned = np.asarray(pred.label, dtype=object)
+    if clf.options.known_from == "scores":
+        assigned = best_scoring_class(assigned, trained, names, values, scores_path)
     assigned[labelled] = labels[labelled]  # the user's labels stand for the particles they labelled
     confidence = np.where(labelled, 1.0, pred.confidence)
     calibration = dict(clf.calibration_)
@@ -214,6 +216,24 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
         calibration["applied_from"] = str(stored["path"])
     calibration["features"] = space.describe()
     return Classified(assigned, confidence, pred.distance, calibration, known, trained, clf, mu, space)
+
+
+def best_scoring_class(assigned: np.ndarray, trained: list[str], names: list[str] | None,
+                       values: np.ndarray | None, source: Any) -> np.ndarray:
+    """``assigned`` with every row kept among the known classes given the trained class whose score
+    is highest (``known_from: scores``: multi-reference classification, for scores against class
+    references built from the data; the open set still decides what is unknown)."""
+    if values is None:
+        raise InputError(source, "known_from", "template or class-reference scores (--match-scores) for "
+                                               "known_from: scores")
+    columns = [i for i, name in enumerate(names or []) if name in set(trained)]
+    if not columns:
+        raise InputError(source, "columns", f"scores named by the trained classes {trained}; got {names}")
+    out = np.asarray(assigned, dtype=object).copy()
+    kept = out != UNKNOWN
+    best = np.asarray(values, float)[:, columns].argmax(axis=1)
+    out[kept] = np.asarray(names, dtype=object)[columns][best[kept]]
+    return out
 
 
 def _check_finite(features: np.ndarray, source: Any) -> np.ndarray:

@@ -63,6 +63,9 @@ def test_reader_accepts_results_folder_and_star(results_dir, tmp_path):
     assert get_reader(str(results_dir / "particles.star")) is not None
     assert get_reader(str(tmp_path)) is None  # a folder without particles.star
     assert get_reader(str(results_dir / "classes.csv")) is None
+    optics = tmp_path / "optics.star"  # a STAR file that is no particle table: left to other readers
+    optics.write_text("data_optics\n\nloop_\n_rlnOpticsGroup #1\n_rlnVoltage #2\n1 300.0\n")
+    assert get_reader(str(optics)) is None and get_reader(str(tmp_path / "absent.star")) is None
     layers = get_reader(str(results_dir))(str(results_dir))
     kinds = [kind for _, _, kind in layers]
     assert kinds == ["image", "points"]

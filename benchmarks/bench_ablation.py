@@ -9,29 +9,35 @@ known classes' particles labelled, 32^3 boxes inverted). ``--split`` picks the u
 - ``realistic``: every realism knob of bench_realism's ``all`` variant (deformation, occupancy, partners,
   missing subunits, defocus spread, dose-symmetric damage) and templates from the atomic models (``pdb``,
   or B-factor low-passed maps where an unseen class is one without a model);
-- ``template-free``: the pipeline gets no templates: no match stage, no template scores, no simulated
-  particles; only the labels and ``similarity.matrix`` (the matrix the similarity stage computes from the
-  known classes' maps, standing in for a given CSV).
+- ``template-free``: the pipeline gets no templates, and no simulated particles; only the labels and
+  ``similarity.matrix`` (the matrix the similarity stage computes from the known classes' maps, standing
+  in for a given CSV). As in the workflow's template-free mode, each known class's reference is built
+  from its labelled particles alone (``affinitomo references``: reference-free alignment) and the match
+  stage matches every particle against those references, without a CTF (they carry it); the cluster
+  stage takes the class of the best-matching reference (``known_from: scores``).
 
-Rows (the stages' own library functions and CLIs, as benchmarks/bench_shrec.py calls them; rows that
-need templates are skipped in the template-free tier):
+Rows (the stages' own library functions and CLIs, as benchmarks/bench_shrec.py calls them; in the
+template-free tier "template" means the class references):
 
 - ``tm``: template matching alone (best template, 'unknown' below the 5th percentile of labelled scores);
-- ``tm+classifier``: template scores only, through the cluster stage's classifier and clustering;
-- ``latents``: the latents only (the template-free default);
-- ``latents+scores``: latents + template scores (the workflow default with templates);
+- ``tm+classifier``: template scores only, through the cluster stage's classifier and clustering alone;
+- ``scores``: template scores only, through the full cluster stage (regrouping, alignment, competition,
+  refresh) in place of the latents;
+- ``latents``: the latents only;
+- ``latents+scores``: latents + template scores (the workflow's default, with templates and without);
 - ``gamma0``, ``identity``, ``shuffled``: the default with gamma 0 (a beta-VAE), an identity matrix, the
   matrix with its classes permuted (same values, wrong pairs);
 - ``pca``: the first ``latent_dims`` principal components of the (z-scored) subtomograms in place of the
-  latents (+ scores where there are templates).
+  latents (+ scores).
 
 Training: the pipeline's defaults (``--train-options`` merged over them), with ``--simulated-per-class``
 simulated particles per known class where there are templates. Columns, on the particles that were not
 labelled: known-class macro F1; unseen classes whose best group is > 80 % pure and holds > 50 % of them;
 ARI of the groups; median pose error of the asymmetric classes (median of the per-class medians); wall
 time of the row (training, encoding, UMAP, cluster stage; template matching counted once, in ``tm``;
-``latents+scores`` reuses the model, latents and UMAP of ``latents``, so its time is that of the cluster
-stage when ``latents`` ran first).
+``latents+scores`` and ``latents`` share one model, latents and UMAP, whose time the first of them run
+counts; in the template-free tier, building the references counts in neither). ``--seed`` seeds the
+simulated data set, the references and the training alike.
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_ablation.py --tier template-free --split 0 --work /tmp/abl --json out.json

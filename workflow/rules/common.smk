@@ -183,12 +183,17 @@ def use_matching() -> bool:
     return config["match"]["enabled"] and match_templates() is not None
 
 
+#: cluster keys that set the reference-free alignment, which the unknown groups and the class references share
+ALIGNMENT_KEYS = ("align_starts", "align_rounds", "align_max_particles", "align_resolution", "align_mask",
+                  "align_wedge", "align_no_wedge", "seed")
+
+
 def references_options() -> str:
-    """`affinitomo references` options: config references, the tilt range's missing wedge and the cluster seed."""
-    r, im = config["references"], config["imaging"]
-    values = {"min_particles": r["min_particles"], "seed": config["cluster"].get("seed", 0)}
-    values.update({"align_no_wedge": True} if not config["match"]["wedge"] else
-                  {"align_wedge": [im["tilt_min"], im["tilt_max"]]})
+    """`affinitomo references` options: config references' min_particles, and the cluster section's
+    reference-free alignment (the tilt range's missing wedge unless given)."""
+    cluster = json.loads(cluster_options())
+    values = {"min_particles": config["references"]["min_particles"]}
+    values.update({k: cluster[k] for k in ALIGNMENT_KEYS if k in cluster})
     return json.dumps(values, sort_keys=True)
 
 

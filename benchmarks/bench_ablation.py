@@ -186,14 +186,16 @@ def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[st
              logs / "encode.log")
     step(embed / "embedding.csv", ["embed", "--latents", latents, "--particles", p["extract"] / "particles.star",
                                    "--out", embed], logs / "embed.log")
-    scores = row not in ("latents", "scores")  # "scores": the scores are its latents
+    scores = row != "latents"  # "scores": the scores alone (latents: false); its "latents" are them too (UMAP)
     tm = match_dir(p)
     summary = run_cluster(latents, embed / "embedding.csv", p["extract"] / "particles.star",
                           out / ("results_scores" if scores else "results"),
                           truth_path=p["data"] / "truth.star", matrix_path=matrix,
-                          options=StageOptions.from_dict(stage_options(a, scores), "options"),
+                          options=StageOptions.from_dict({**stage_options(a, scores),
+                                                          **({"latents": False} if row == "scores" else {})},
+                                                         "options"),
                           match_scores=tm / "scores.csv" if scores else None,
-                          match_poses=tm / "particles.star" if scores or row == "scores" else None,
+                          match_poses=tm / "particles.star" if scores else None,
                           stack_path=p["extract"] / "subtomos.npy")
     _, _, known, unknown = truth_and_labels(p, p["extract"] / "particles.star")
     return {**summarise(summary["metrics"], known, unknown), "seconds": round(time.perf_counter() - t0, 1)}

@@ -211,3 +211,24 @@ def test_known_from_scores_gives_each_kept_particle_its_best_scoring_class(weak,
                     matrix_path=paths["matrix"], options=options)
     with pytest.raises(InputError, match="known_from"):
         StageOptions.from_dict({"known_from": "templates"})
+
+
+def test_scores_alone_as_features_and_back_from_the_stored_classifier(weak, tmp_path):
+    """latents: false: the template scores are the only features (here they tell the classes apart and
+    the latents barely do); a stored classifier fitted so is used so again, and needs the scores."""
+    from affinitomo.cluster.pipeline import StageOptions
+
+    syn, folder, paths, csvs = weak
+    options = StageOptions.from_dict({"latents": False})
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "scores",
+                matrix_path=paths["matrix"], truth_path=paths["truth"], match_scores=csvs, options=options)
+    metrics = json.loads((tmp_path / "scores" / "metrics.json").read_text())
+    assert metrics["f1_macro"] > 0.9 and metrics["options"]["classify"]["latents"] is False
+    first = read_particles(tmp_path / "scores" / "particles.star")["afmClassName"].to_numpy()
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "again",
+                matrix_path=paths["matrix"], match_scores=csvs, classifier_path=tmp_path / "scores" / "classifier.npz")
+    again = read_particles(tmp_path / "again" / "particles.star")["afmClassName"].to_numpy()
+    assert np.mean(first == again) > 0.97
+    with pytest.raises(InputError, match="latents"):
+        run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "none",
+                    matrix_path=paths["matrix"], options=options)

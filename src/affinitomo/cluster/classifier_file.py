@@ -169,16 +169,18 @@ def _from_archive(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray
     if not isinstance(latent_dims, int) or latent_dims < 1:
         raise InputError(path, "latent_dims", "a positive integer")
     names = meta.get("score_names")
+    options = meta.get("options")
+    used = latent_dims if not isinstance(options, dict) or options.get("latents", True) else 0  # latents: false
     if names is None:
         features = FeatureSpace()
     elif isinstance(names, list) and all(isinstance(n, str) for n in names):
-        f = latent_dims + len(names)
+        f = used + len(names)
         features = FeatureSpace(names, array(path, arrays, "features.mean", (f,)),
                                 array(path, arrays, "features.scale", (f,)))
     else:
         raise InputError(path, "score_names", "a list of template names or null")
     try:
-        clf = _rebuild(path, meta, arrays, latent_dims + len(names or []))
+        clf = _rebuild(path, meta, arrays, used + len(names or []))
     except InputError:
         raise
     except KeyError as exc:

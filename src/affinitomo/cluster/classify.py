@@ -77,6 +77,7 @@ class ClassifyOptions:
     neighbours: bool = True  # second open-set test: few labelled particles among the neighbours
     neighbours_k: int | None = None  # None: round(10 / labelled fraction), clipped to [10, 100]
     known_from: str = "classifier"  # or "scores": a particle kept among the known classes takes its best-scoring one
+    latents: bool = True  # false: classify and group on the template (or class-reference) scores alone
     seed: int = 0
 
     @classmethod

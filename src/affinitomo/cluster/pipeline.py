@@ -181,6 +181,11 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
     """
     n = len(mu)
     names, values = scores if scores is not None else (None, None)
+    if not (stored["classifier"].options if stored is not None else options).latents:
+        if values is None:
+            raise InputError(scores_path, "latents", "template or class-reference scores (--match-scores) for "
+                                                     "latents: false (the scores are then the only features)")
+        mu = np.empty((n, 0))
     _check_finite(mu if values is None else np.hstack([mu, values]), scores_path)
     space = stored["features"] if stored is not None else FeatureSpace.fit(mu, names, values)
     source = stored["path"] if stored is not None and scores is None else scores_path

@@ -1,100 +1,41 @@
 """Poses of unseen molecules: each 'unknown' group aligned to itself, without a template.
 
-An unseen molecule has no template, and the model's pose head was trained on the known ones,
-so the model's poses for it are arbitrary (81-102 degrees median error on the SHREC-like set).
-Each unknown group is therefore aligned as in subtomogram averaging without a reference: a
-randomly chosen member is the first reference; each round matches the members against the
-current reference with the match stage's rotation search (:func:`affinitomo.match.search.match_stack`:
-SO(3) grid on the central crop of the box at full resolution, missing wedge, local refinement) and
-averages them in its frame, which
-becomes the next reference. ``align_starts`` random first references are refined side by side;
-after every ``ROUNDS_PER_CUT`` rounds only the better half (by the members' mean score against
-them) goes on, and the best after ``align_rounds`` rounds wins (successive halving). Groups
-larger than ``align_max_particles`` build the reference from a random subset of that size.
+An unseen molecule has no template, and the model's pose head learnt only the known ones, so its
+poses for them are arbitrary (81-102 degrees median error on the SHREC-like set). Each unknown group
+is aligned as in reference-free subtomogram averaging (:func:`build_reference`): ``align_starts``
+random members are first references; each round matches the members against every reference with the
+match stage's rotation search (:func:`affinitomo.match.search.match_stack`: SO(3) grid on the central
+crop of the box at full resolution, missing wedge, local refinement) and averages them in its frame;
+every ``ROUNDS_PER_CUT`` rounds only the better half of the starts (by the members' mean score) goes
+on, and the best after ``align_rounds`` wins. Groups larger than ``align_max_particles`` build the
+reference from a random subset of that size. Then:
 
-Why many starts: a small, nearly two-fold symmetric molecule can settle into a reference that
-superimposes both hands of the pseudo two-fold, at a mean score only slightly lower. On the unseen
-1s3x of the SHREC-like set (SNR 0.03, split 2, a group of 90 with 77 1s3x), 8 starts followed
-for 10 rounds: 4 reached 11-15 degrees median pose error by round 4, at mean scores 0.1337-0.1344;
-the other 4 stayed at 81-120 degrees (0.1315-0.1330) and only 2 of them recovered by round 10. The
-score ranks the starts reliably, while a wrong start can stay wrong for many rounds, so more
-starts, cut early by score, do better than more rounds. Seeds 0-3 on that group: three starts
-of four rounds (the earlier default) gave 23.4, 12.6, 10.7 and 14.1 degrees (seed 0 is the
-benchmark's 22); 8 starts halved every 2 rounds, in 4 rounds, gave 11.3, 11.3, 10.7 and 11.4 (84-95 %
-within 30 degrees). That is 24 matches of the group instead of 12: about 100 s instead of 50 s
-for 90 particles on 2 cores. What remains on that group is the noise of the particles: their
-average in their true poses, as a reference, gives 8.5 degrees (the template 8.8), and more
-rounds, cross-validated (5-fold) references, FSC weighting, best-particle subsets or all 100 1s3x
-particles of the split each left 10.0-11.6 (docs/benchmarks.md, seventh session). A soft average,
-each member in the 27 poses around its best weighted by their likelihood (as maximum-likelihood
-averaging does), did no better on the 100 1s3x particles (10.8 and 11.2 degrees against 10.2), so
-the references are averages in the best poses.
+- each reference is masked softly around its molecule (``align_mask``, :func:`reference_mask`);
+- the poses given out are the likelihood-weighted mean over the coarse grid's cell around the best
+  pose (``align_pose_mean``, :func:`affinitomo.match.refine.posterior_mean_poses`);
+- every member goes to the group whose reference it matches best, in rounds with each reference
+  made again from its members (``align_reassign``, ``align_reassign_rounds``, :func:`group_reference`);
+  optionally by cross-validated half references (``align_reassign_halves``, off by default,
+  :func:`cross_validated_choice`);
+- after the competition with the known classes (:mod:`affinitomo.cluster.compete`), a group whose
+  members changed by at least ``REFRESH_FRACTION`` gets its reference built anew (``align_refresh``,
+  :func:`refresh_groups`).
 
-The poses given out are not the best ones, though, but their likelihood-weighted mean over the
-coarse grid's cell around the best (``align_pose_mean``, :func:`affinitomo.match.refine.posterior_mean_poses`).
-At SNR 0.03 one particle's likelihood spreads over about 10 degrees, and the mean of a broad
-likelihood is a better estimate than its maximum: on those 100 particles 10.2 -> 9.5 degrees against
-the reference built, 9.0 -> 8.2 against the particles' average in their true poses
-(docs/benchmarks.md, eighth session).
-
-Each reference is masked softly around its molecule before it is matched (``align_mask``,
-:func:`reference_mask`: the reference low-passed to ``align_resolution`` and thresholded two
-standard deviations above its background, the central blob grown by half the resolution, a
-cosine edge), as in subtomogram averaging: an average of a few dozen noisy particles is mostly
-noise outside the molecule, and a small molecule's orientation drowned in it. On the 100 1s3x
-particles of the SHREC-like set (split 2) the median pose error went from 12.4 to 6.0 degrees at
-SNR 0.1 and from 154 (a failed start) to 10.2 at SNR 0.03, at half the time (smaller support);
-4cr2 (large) stayed at 0.7-0.8 (``benchmarks/bench_small_poses.py``). The masked references
-also told the near-twins apart better in the reassignment below (SNR 0.03, split 2: 3gl1 and 3h84
-99/99 % and 98/82 % pure/complete, against 87/62 and 75/71 % unmasked).
-
-Then every member of every aligned group is matched against all the groups' references
-(multi-reference alignment, ``align_reassign``): it takes the pose of its best match and moves
-to that group if it is another. On the SHREC-like set (SNR 0.1, split 2) this one step
-separated the near-twins 3gl1 and 3h84 (similarity 0.89), which the grouping had left 80-86 %
-pure: 94-98 % pure and complete after it (ARI of the unknown particles 0.76 -> 0.92).
-
-One step is not always enough: the references it matches against were built from the groups as
-they were, and a group that mixes two look-alikes gives a reference that mixes them too. So, as
-in the hard-assignment form of 3-D classification, the step is repeated (``align_reassign_rounds``,
-at most 5): each group's reference is made again from its members in their poses
-(:func:`group_reference`), every member is matched against all of them again, until none moves.
-At SNR 0.03 (split 2), on latents whose grouping had left 3gl1 and 3h84 in two groups of 50/85
-and 50/15 particles, the rounds moved 61, 4 and 0 particles and ended with both 100 % pure and
-complete (docs/benchmarks.md, tenth session).
-
-Those references are averages that contain the member being scored, and the smaller the group,
-the more a member's own noise pulls it to its group's average. That bias kept 13 particles of the
-unseen 2cg9 (SNR 0.03, split 0) in a group of their own beside the other 87.
-``align_reassign_halves`` chooses each member's group by cross-validated half references instead
-(:func:`cross_validated_choice`): a member of half k is scored against the other half of its own
-group and half k of every other group. Its pose is still found against its group's full reference.
-On the same latents it joined the two 2cg9 groups (completeness .87 -> 1.0, ARI of the groups
-.97 -> .99). On split 2 it gave the same figures as the full references, with the near-twins
-3gl1/3h84 100 % pure and complete. Its rounds cost about twice as much (about 3 min, not 1.5, for
-~400 particles in 4-5 groups on 2 cores), so it is off by default until all three splits and
-SNR 0.1 are measured with it (docs/benchmarks.md, twelfth session).
-
-The competition with the known classes (:mod:`affinitomo.cluster.compete`) comes after all this
-and can change a group a lot: on the SHREC-like set (SNR 0.03, split 2) 27 particles of the unseen
-1s3x, called a known class until then, joined its group of 76 (72 of them 1s3x). Their poses were found against a
-reference of the 76, and the rounds of matching and averaging stay near the fixed point they start
-from. So a group whose members changed by at least ``REFRESH_FRACTION`` gets a reference built anew
-from its members and their poses against it (``align_refresh``, :func:`refresh_groups`): median pose
-error of its 1s3x members 10.7 degrees before, 9.6 after; other seeds of that build gave 9.1-10.8
-(thirteenth session, docs/benchmarks.md).
-
-Measured (``benchmarks/bench_shrec.py``, SNR 0.1, groups of 101-120 particles, 3 starts x 4
-rounds, 2 CPU cores): median pose error 1.1 degrees for 4cr2 and 1.0 for 5mrc (the model: 99 and 102),
-5.6 for 1u6g in a group only 52 % pure (81); all starts reached the same score. About 100-170 s
-per group of ~100 particles on 2 cores.
-
-The coarse search runs on the central crop (:func:`_search_radius`), not on the binned box: a
-group's molecule has no known size, and the binned box (40 Å at 10 Å voxels) keeps no orientation
-of a small one. On the 100 1s3x particles of the SHREC-like set at SNR 0.1 (small and nearly
-two-fold symmetric) the binned search left the poses 140 degrees off (median), the crop 12.8
-(98 % within 30 degrees), at a higher mean score (0.249 against 0.235); for the large 4cr2 the
-crop did as well (0.6 degrees against 1.0), in the same time.
+Why, on the SHREC-like set (``benchmarks/bench_shrec.py``, ``benchmarks/bench_small_poses.py``;
+docs/benchmarks.md, "SHREC-like set, end to end", "How the cluster stage's defaults were chosen"):
+the crop search keeps the orientation of a small molecule that the box binned by 2 loses (100
+1s3x particles as one group at SNR 0.1: 140 -> 12.8 degrees); masking took 1s3x from 12.4 to 6.0 degrees at SNR 0.1 and
+from 154 to 10.2 at SNR 0.03, at half the time; 8 starts halved every 2 rounds avoid a reference that
+superimposes both hands of a pseudo two-fold (seeds 0-3 on a group of 90: 23.4/12.6/10.7/14.1
+degrees with 3 starts, 10.7-11.4 with 8, at ~100 s instead of ~50 s); the posterior mean of a broad
+likelihood beats its maximum (10.2 -> 9.5 degrees on 100 1s3x at SNR 0.03); the rounds separate
+near-twins that one reassignment leaves mixed (3gl1/3h84 at SNR 0.03 split 2: ARI 0.79 -> 0.98); the
+refresh undoes the fixed point of a reference built before the competition grew its group (10.8 ->
+9.6 degrees). Soft (maximum-likelihood) averaging did no better (10.8 against 10.2), so references
+are averages in the best poses; the floor for 1s3x at SNR 0.03 is the particles' noise (their average
+in the true poses gives 8.5 degrees, every averaging remedy 10.0-11.6; docs/benchmarks.md, "What limits
+the unseen 1s3x at SNR 0.03", "Tried and not adopted"). Cost: about 100-170 s per group of ~100
+particles on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -272,7 +213,7 @@ def build_reference(volumes: np.ndarray, voxel_size: float, options: AlignOption
     ``match_stack`` result against the current one and that reference; by default the members'
     mean in their best poses (:func:`average_in_frame`). ``benchmarks/bench_small_poses.py --soft``
     passes a soft (likelihood-weighted) average over poses around the best, which did no better
-    (docs/benchmarks.md, eighth session)."""
+    (docs/benchmarks.md, "Tried and not adopted": "Soft averaging does not help")."""
     from affinitomo.match.search import match_stack
 
     opts = options or AlignOptions()
@@ -464,7 +405,7 @@ def refresh_groups(stack: Any, aligned: dict[int, dict[str, Any]], groups: np.nd
     SHREC-like set (SNR 0.03, split 2), whose group grew from 76 to 101 in the competition, its members'
     median pose error was 10.7 degrees at the reference of the rounds, 10.4 and 10.3 after one and two
     more rounds from the 101, and 9.1-10.8 (mean 9.9, seeds 0-3) with references built anew
-    (docs/benchmarks.md, thirteenth session). Smaller changes, and groups left with fewer than
+    (docs/benchmarks.md, "A group's reference built anew after the competition"). Smaller changes, and groups left with fewer than
     ``align_min_particles`` members, keep their reference and poses.
     """
     out = dict(aligned)

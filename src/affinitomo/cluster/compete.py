@@ -18,11 +18,12 @@ them apart, as in multi-reference classification:
   the templates lack, and the two sides are made and masked alike, so their scores compare.
 
 On that split the two references put 100 of 100 1s3x particles in the group and 38 of 40 3qm1
-particles in the class; the cluster stage with this step (``benchmarks/bench_shrec.py``): known macro
-F1 0.94 -> 0.99, 1s3x called unknown 0.86 -> 0.99, known particles called unknown 7.8 -> 0.9 %.
-Over the 3 splits at SNR 0.1 and 0.03, known F1 0.98 on average at both, every unseen molecule
-called unknown >= 99 % (``docs/benchmarks.md``). Cost: about 60 s of the stage's 576 s for 1 200
-particles, 8 classes and 5 groups on 2 cores.
+particles in the class; the cluster stage with this step against without it
+(``benchmarks/bench_shrec.py``): known macro F1 0.94 -> 0.99, 1s3x called unknown 0.86 -> 0.99, known
+particles called unknown 7.8 -> 0.9 %, group ARI 0.87 -> 0.95. Cost: about 60 s of the stage's 576 s
+for 1 200 particles, 8 classes and 5 groups on 2 cores; it grows linearly with the particles and the
+groups. Figures: docs/benchmarks.md, "SHREC-like set, end to end", "How the cluster stage's defaults
+were chosen" ("Known classes compete with unknown groups").
 """
 
 from __future__ import annotations

@@ -25,9 +25,12 @@ give the poses and the reassignment, are masked.
 
 Two subgroups of one molecule give similar references, so their scores agree and the final
 clustering joins them again; subgroups of different molecules give references that separate
-them. Measured on the SHREC-like set (``benchmarks/bench_shrec.py``, ``docs/benchmarks.md``), SNR
-0.1, 3 splits, with :mod:`affinitomo.cluster.align`'s reassignment after it: 12 of 12 unseen
-molecules got a group > 80 % pure holding most of them (7 of 12 without), group ARI 0.94 (0.75).
+them. Measured on the SHREC-like set (``benchmarks/bench_shrec.py``), SNR 0.1, 3 splits, with
+:mod:`affinitomo.cluster.align`'s reassignment after it: 12 of 12 unseen molecules got a group > 80 %
+pure holding most of them (7 of 12 without), group ARI 0.94 (0.75 without). Cost: one reference per
+subgroup (~20 s for ~70 particles) and one match of every unknown particle against every reference
+(~100 s for 400 particles x 6 references) on 2 cores. Figures: docs/benchmarks.md, "How the cluster
+stage's defaults were chosen" ("Regrouping the unknown particles by their own references").
 """
 
 from __future__ import annotations

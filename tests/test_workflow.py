@@ -258,6 +258,27 @@ def test_demo_end_to_end_then_nothing_to_do(tmp_path):
     for caption in sorted((REPO / "workflow" / "report").glob("*.rst")):
         assert f"{caption.stem}.png" in html, caption.stem
 
+    # Template-free mode on the same data (workflow/configs/template_free.yaml): no templates, the
+    # labels and the demo's matrix; class references from the labelled particles, matched without a CTF.
+    free = tmp_path / "results_template_free"
+    snakemake(tmp_path, REPO / "workflow" / "configs" / "template_free.yaml", "--cores", "2")
+    assert sorted(p.stem for p in (free / "references").glob("*.mrc")) == sorted(
+        p.stem for p in (tmp_path / "data" / "demo" / "templates").glob("*.mrc"))
+    settings = json.loads((free / "match" / "tomo01" / "match.json").read_text())
+    assert settings["ctf"] is None and settings["templates"] == "results_template_free/references"
+    metrics = json.loads((free / "metrics.json").read_text())
+    # measured 0.95, the tripod all unknown (docs/benchmarks.md, "Class references")
+    assert metrics["f1_macro"] >= 0.90 and metrics["fates"]["tripod"]["assigned"].get("unknown", 0.0) >= 0.9
+    assert metrics["options"]["classify"]["known_from"] == "scores"
+    # apply.from of that run matches new particles against its references, with its recorded settings
+    data = {"particles": "data/demo/particles.star", "tomograms": ["data/demo/tomograms/tomo01.mrc"],
+            "truth": None}
+    plan = snakemake(tmp_path, write_config(tmp_path, results="results_applied", data=data,
+                                            apply={"from": "results_template_free"}), "-n", "--cores", "2", "-p")
+    assert "--templates results_template_free/references" in plan.stdout
+    assert "--settings results_template_free/match/tomo01/match.json" in plan.stdout
+    assert "train" not in job_counts(plan.stdout) and "references" not in job_counts(plan.stdout)
+
 
 @pytest.mark.parametrize(
     ("override", "message"),

@@ -1,31 +1,35 @@
 # The embedded demo (pseudo-proteins) or a SHREC-like set from template maps; ground truth.
 
 
-rule simulate_demo:
-    output:
-        tomograms=demo_tomograms(),
-        particles=DEMO / "particles.star",
-        truth=DEMO / "truth.star",
-        templates=directory(DEMO / "templates"),
-        classes=DEMO / "classes.csv",
-    log:
-        LOGS / "simulate_demo.log",
-    benchmark:
-        BENCHMARKS / "simulate_demo.tsv",
-    params:
-        source=demo_source_flags(),
-        seed=config["demo"]["seed"],
-        n=config["demo"]["n_tomograms"],
-        out=DEMO,
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=20,
-    conda:
-        "../../envs/affinitomo.yaml"
-    shell:
-        "affinitomo simulate {params.source} --out {params.out} --seed {params.seed} "
-        "--n-tomograms {params.n} > {log} 2>&1"
+# Only when the run uses the demo: a run on data/demo's files as its own data (template_free.yaml,
+# apply.from) must read them as they are, never simulate them again with other settings.
+if use_demo():
+
+    rule simulate_demo:
+        output:
+            tomograms=demo_tomograms(),
+            particles=DEMO / "particles.star",
+            truth=DEMO / "truth.star",
+            templates=directory(DEMO / "templates"),
+            classes=DEMO / "classes.csv",
+        log:
+            LOGS / "simulate_demo.log",
+        benchmark:
+            BENCHMARKS / "simulate_demo.tsv",
+        params:
+            source=demo_source_flags(),
+            seed=config["demo"]["seed"],
+            n=config["demo"]["n_tomograms"],
+            out=DEMO,
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=20,
+        conda:
+            "../../envs/affinitomo.yaml"
+        shell:
+            "affinitomo simulate {params.source} --out {params.out} --seed {params.seed} "
+            "--n-tomograms {params.n} > {log} 2>&1"
 
 
 rule simulate_training:

@@ -14,7 +14,8 @@ known classes' particles labelled, 32^3 boxes inverted). ``--split`` picks the u
   in for a given CSV). As in the workflow's template-free mode, each known class's reference is built
   from its labelled particles alone (``affinitomo references``: reference-free alignment) and the match
   stage matches every particle against those references, without a CTF (they carry it); the cluster
-  stage takes the class of the best-matching reference (``known_from: scores``).
+  stage takes the class of the best-matching reference (``known_from: scores``) and, by default, groups
+  on the references' scores alone (``latents: false``: the ``scores`` row).
 
 Rows (the stages' own library functions and CLIs, as benchmarks/bench_shrec.py calls them; in the
 template-free tier "template" means the class references):
@@ -22,9 +23,9 @@ template-free tier "template" means the class references):
 - ``tm``: template matching alone (best template, 'unknown' below the 5th percentile of labelled scores);
 - ``tm+classifier``: template scores only, through the cluster stage's classifier and clustering alone;
 - ``scores``: template scores only, through the full cluster stage (regrouping, alignment, competition,
-  refresh) in place of the latents;
+  refresh) in place of the latents (``latents: false``; the workflow's default in template-free mode);
 - ``latents``: the latents only;
-- ``latents+scores``: latents + template scores (the workflow's default, with templates and without);
+- ``latents+scores``: latents + template scores (the workflow's default with templates);
 - ``gamma0``, ``identity``, ``shuffled``: the default with gamma 0 (a beta-VAE), an identity matrix, the
   matrix with its classes permuted (same values, wrong pairs);
 - ``pca``: the first ``latent_dims`` principal components of the (z-scored) subtomograms in place of the
@@ -191,8 +192,7 @@ def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[st
     summary = run_cluster(latents, embed / "embedding.csv", p["extract"] / "particles.star",
                           out / ("results_scores" if scores else "results"),
                           truth_path=p["data"] / "truth.star", matrix_path=matrix,
-                          options=StageOptions.from_dict({**stage_options(a, scores),
-                                                          **({"latents": False} if row == "scores" else {})},
+                          options=StageOptions.from_dict({**stage_options(a, scores), "latents": row != "scores"},
                                                          "options"),
                           match_scores=tm / "scores.csv" if scores else None,
                           match_poses=tm / "particles.star" if scores else None,

@@ -239,10 +239,12 @@ def options(section: str) -> str:
 
 def cluster_options() -> str:
     """config cluster as JSON, with the imaging's tilt range as the alignment's missing wedge unless given,
-    and in template-free mode ``known_from: scores`` unless given (README, "Template-free mode")."""
+    and in template-free mode ``known_from: scores`` and ``latents: false`` unless given (README,
+    "Template-free mode")."""
     values = dict(config["cluster"])
-    if use_references() and use_matching():  # template-free: the class of the best-matching class reference
-        values.setdefault("known_from", "scores")
+    if use_references() and use_matching():  # template-free: the class of the best-matching class reference,
+        values.setdefault("known_from", "scores")  # on the references' scores alone (docs/benchmarks.md, "Ablation")
+        values.setdefault("latents", False)
     if "align_wedge" not in values and not values.get("align_no_wedge"):
         values["align_wedge"] = [config["imaging"]["tilt_min"], config["imaging"]["tilt_max"]]
     return json.dumps(values, sort_keys=True)

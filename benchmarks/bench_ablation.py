@@ -15,7 +15,9 @@ known classes' particles labelled, 32^3 boxes inverted). ``--split`` picks the u
   from its labelled particles alone (``affinitomo references``: reference-free alignment) and the match
   stage matches every particle against those references, without a CTF (they carry it); the cluster
   stage takes the class of the best-matching reference (``known_from: scores``) and, by default, groups
-  on the references' scores alone (``latents: false``: the ``scores`` row).
+  on the references' scores alone (``latents: false``: the ``scores`` row);
+- ``template-free-realistic``: the same on the ``realistic`` tier's data (class references from the
+  labels in place of the PDB templates).
 
 Rows (the stages' own library functions and CLIs, as benchmarks/bench_shrec.py calls them; in the
 template-free tier "template" means the class references):
@@ -65,7 +67,9 @@ from bench_shrec import imaging_flags, summarise, truth_and_labels
 
 #: Unseen classes per ``--split``: bench_realism's, then bench_shrec's.
 ABLATION_SPLITS = (HELD_OUT, *SPLITS)
-TIERS = ("exact", "realistic", "template-free")
+TIERS = ("exact", "realistic", "template-free", "template-free-realistic")
+#: tiers given no templates, and the tier whose data they are
+DATA_OF = {"template-free": "exact", "template-free-realistic": "realistic"}
 ROWS = ("tm", "tm+classifier", "scores", "latents", "latents+scores", "gamma0", "identity", "shuffled", "pca")
 #: Maps with no atomic model under templates/pdb.
 NO_MODEL = ("4cr2", "5mrc")
@@ -73,7 +77,7 @@ NO_MODEL = ("4cr2", "5mrc")
 
 def realism_spec(tier: str, unseen: tuple[str, ...]) -> dict[str, Any]:
     """The `simulate templates` knobs of a tier (bench_realism's variant spec)."""
-    if tier != "realistic":
+    if DATA_OF.get(tier, tier) != "realistic":
         return {}
     spec = dict(REALISM_VARIANTS["all"])
     if not set(NO_MODEL) <= set(unseen):
@@ -84,8 +88,8 @@ def realism_spec(tier: str, unseen: tuple[str, ...]) -> dict[str, Any]:
 def prepare(work: Path, maps: Path, a: argparse.Namespace) -> dict[str, Path]:
     """Simulate (bench_realism's set), extract, similarity and simulated particles, each once."""
     unseen = ABLATION_SPLITS[a.split]
-    # template-free data are the exact tier's: only what the pipeline is given differs
-    d = work / f"{'exact' if a.tier == 'template-free' else a.tier}_split{a.split}_seed{a.seed}"
+    # template-free data are the exact (or realistic) tier's: only what the pipeline is given differs
+    d = work / f"{DATA_OF.get(a.tier, a.tier)}_split{a.split}_seed{a.seed}"
     p = {"root": d, "data": d / "data", "extract": d / "extract", "matrix": d / "similarity" / "matrix.csv",
          "simulated": d / f"simulated{a.simulated_per_class}", "tier": work / f"{a.tier}_split{a.split}_seed{a.seed}"}
     build_set(realism_spec(a.tier, unseen), p["data"], p["extract"], maps, maps.parent / "pdb", a, unseen)
@@ -93,13 +97,13 @@ def prepare(work: Path, maps: Path, a: argparse.Namespace) -> dict[str, Path]:
     step(p["matrix"], ["similarity", "--templates", p["data"] / "templates", "--classes-from",
                        p["extract"] / "particles.star", "--resolution", "30", "--out", p["matrix"]],
          logs / "similarity.log")
-    if a.tier != "template-free":
+    if a.tier not in DATA_OF:
         step(p["simulated"] / "subtomos.npy",
              ["simulate", "particles", "--templates", p["data"] / "templates", "--out", p["simulated"],
               "--per-class", a.simulated_per_class, "--box", a.box, "--snr-from", p["extract"] / "subtomos.npy",
               *imaging_flags(tm_args(a)), "--seed", a.seed, "--invert", "--no-progress"],
              logs / "simulate_particles.log")
-    if a.tier == "template-free":  # the known classes' references, from their labelled particles alone
+    if a.tier in DATA_OF:  # the known classes' references, from their labelled particles alone
         p["references"] = p["tier"] / "references"
         p["match"] = p["tier"] / "tm_references"
         step(p["references"] / "references.json",
@@ -177,7 +181,7 @@ def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[st
         score_latents(p, latents)
     else:
         sources = ["--stack", p["extract"] / "subtomos.npy", "--particles", p["extract"] / "particles.star"]
-        if a.tier != "template-free":
+        if a.tier not in DATA_OF:
             sources += ["--stack", p["simulated"] / "subtomos.npy", "--particles", p["simulated"] / "particles.star"]
         step(out / "train" / "model.pt", ["train", *sources, "--matrix", matrix, "--out", out / "train",
                                           "--device", "cpu", "--options", json.dumps(options), "--no-progress"],
@@ -204,7 +208,7 @@ def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[st
 def stage_options(a: argparse.Namespace, scores: bool) -> dict[str, Any]:
     """The cluster stage's options as the workflow sets them: the tilt range's wedge and, in template-free
     mode with the class references' scores, ``known_from: scores``; ``--cluster-options`` over them."""
-    values = {"align_wedge": [-60, 60], **({"known_from": "scores"} if scores and a.tier == "template-free" else {})}
+    values = {"align_wedge": [-60, 60], **({"known_from": "scores"} if scores and a.tier in DATA_OF else {})}
     return {**values, **json.loads(a.cluster_options)}
 
 

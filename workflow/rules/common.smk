@@ -202,9 +202,11 @@ def match_options() -> str:
     templates only (class references were made from the data and carry it). In apply mode: the
     settings the earlier run recorded (match.json), so new particles are matched as its were."""
     if APPLY is not None:
-        recorded = sorted((APPLY / "match").glob("*/match.json"))
-        if recorded:
-            return f"--settings {recorded[0]}"
+        from affinitomo.match.settings import recorded_settings
+
+        recorded = recorded_settings(APPLY)
+        if recorded is not None:
+            return f"--settings {recorded}"
     m, im = config["match"], config["imaging"]
     flags = [f"--lowpass-A {m['lowpass']}"]
     if m["angular_step"] is not None:

@@ -46,7 +46,7 @@ def declared_resources() -> dict[str, dict[str, str]]:
     """{rule: {"threads", "mem_mb", "runtime"}} as written in workflow/rules/*.smk."""
     rules: dict[str, dict[str, str]] = {}
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        blocks = re.split(r"^rule (\w+):", smk.read_text(), flags=re.M)
+        blocks = re.split(r"^\s*rule (\w+):", smk.read_text(), flags=re.M)
         for name, body in zip(blocks[1::2], blocks[2::2]):
             found = {key: re.search(pattern, body, flags=re.M) for key, pattern in
                      (("threads", r"^\s+threads:\s*(\S+)"), ("mem_mb", r"mem_mb\s*=\s*(\d+)"),

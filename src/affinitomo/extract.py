@@ -42,7 +42,7 @@ import pandas as pd
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
 from affinitomo.io.pages import PageBudget
-from affinitomo.io.particles import COORDS, canonicalise, write_particles
+from affinitomo.io.particles import COORDS, TOMO_SIZE, canonicalise, with_centred, write_particles
 from affinitomo.io.volumes import open_volume
 from affinitomo.progress import progress_bar
 
@@ -134,7 +134,7 @@ def extract_subtomograms(
             bad = _write_stack(tmp_stack, plans, out_index, len(kept_rows), opts, progress)
             if bad.any():
                 _report_non_finite(plans, out_index, bad)
-                _drop_rows(tmp_stack, ~bad)
+                drop_stack_rows(tmp_stack, ~bad)
                 result = result[~bad].reset_index(drop=True)
             write_particles(tmp_star, result)
     except BaseException:
@@ -220,15 +220,22 @@ def _output_table(table: pd.DataFrame, plans: list[_TomogramPlan], kept_rows: np
     for p in plans:
         edge[p.rows] = p.edge.astype(np.int64)
         px[p.rows] = p.pixel_size
+    sizes = np.full((len(table), 3), np.nan)
+    for p in plans:
+        data, _ = open_volume(p.path)
+        sizes[p.rows] = np.array(data.shape[::-1], dtype=float) / opts.binning  # x, y, z in output pixels
+        del data
     out = table.iloc[kept_rows].copy()
     out[COORDS] = out[COORDS].to_numpy(float) / opts.binning
     out["afmPixelSize"] = px[kept_rows] * opts.binning
+    out[TOMO_SIZE] = sizes[kept_rows]
     out["afmEdge"] = edge[kept_rows] if opts.edge == "pad" else 0
-    if "rlnOpticsGroup" in out.columns:  # regroup: the pixel sizes may have changed
-        codes, _ = pd.factorize(out["afmPixelSize"], use_na_sentinel=False)
+    groups = out.get("rlnOpticsGroup")
+    if groups is not None and out["afmPixelSize"].groupby(groups.to_numpy()).nunique(dropna=False).max() > 1:
+        codes, _ = pd.factorize(out["afmPixelSize"], use_na_sentinel=False)  # one pixel size per group
         out["rlnOpticsGroup"] = codes.astype(np.int64) + 1
-    out.attrs = {k: v for k, v in table.attrs.items() if k == "source"}
-    return out.reset_index(drop=True)
+    out.attrs = {k: v for k, v in table.attrs.items() if k in ("source", "optics", "blocks", "block_order")}
+    return with_centred(out.reset_index(drop=True))
 
 
 # --------------------------------------------------------------------------- extraction
@@ -275,7 +282,7 @@ def _write_stack(path: Path, plans: list[_TomogramPlan], out_index: np.ndarray, 
                     if broken.any():
                         flat[broken] = 0.0
                         bad[out_index[rows[lo:hi][broken]]] = True
-                    _normalise(flat, valid, mask, opts)
+                    normalise_boxes(flat, valid, mask, opts)
                     pending[turn] = writer.submit(_write_rows, fd, block, out_index[rows[lo:hi]], data_offset, row_bytes)
                     turn = 1 - turn
                     budget.check()
@@ -307,7 +314,7 @@ def _report_non_finite(plans: list[_TomogramPlan], out_index: np.ndarray, bad: n
                 "absent from the stack and the table", int(bad.sum()), bad.size, where)
 
 
-def _drop_rows(path: Path, keep: np.ndarray) -> None:
+def drop_stack_rows(path: Path, keep: np.ndarray) -> None:
     """Rewrite the stack ``path`` with the rows ``keep`` (a mask) alone, chunk by chunk."""
     src = np.load(path, mmap_mode="r")
     rows = np.flatnonzero(keep)
@@ -369,7 +376,7 @@ def _cut(data: np.ndarray, starts: np.ndarray, edge: np.ndarray, out: np.ndarray
     return valid
 
 
-def _normalise(x: np.ndarray, valid: dict[int, np.ndarray], mask: np.ndarray | None, opts: ExtractionOptions) -> None:
+def normalise_boxes(x: np.ndarray, valid: dict[int, np.ndarray], mask: np.ndarray | None, opts: ExtractionOptions) -> None:
     """In place, on rows of ``x`` (n, box^3): statistics over mask & in-bounds voxels, pad, mask, invert."""
     sign = np.float32(-1.0 if opts.invert else 1.0)
     interior = np.array([k not in valid for k in range(len(x))])
@@ -410,10 +417,10 @@ def _normalise(x: np.ndarray, valid: dict[int, np.ndarray], mask: np.ndarray | N
 
 
 def find_tomograms(paths: list[str | Path]) -> dict[str, Path]:
-    """Map tomogram names (file stems) to files, from files and folders (.mrc, .rec, .map, .tif, .tiff)."""
-    from affinitomo.io.volumes import MRC_SUFFIXES, TIFF_SUFFIXES
+    """Map tomogram names (file stems) to files, from files and folders (.mrc, .rec, .map, .tif, .tiff, .copick)."""
+    from affinitomo.io.volumes import COPICK_SUFFIXES, MRC_SUFFIXES, TIFF_SUFFIXES
 
-    suffixes = (MRC_SUFFIXES - {".mrcs", ".st", ".ali"}) | TIFF_SUFFIXES
+    suffixes = (MRC_SUFFIXES - {".mrcs", ".st", ".ali"}) | TIFF_SUFFIXES | COPICK_SUFFIXES
     found: dict[str, Path] = {}
     for entry in map(Path, paths):
         if entry.is_dir():

@@ -14,9 +14,29 @@ Every reader returns the *canonical table* of ``docs/architecture.md``:
 ============================  ==================================================
 
 Any other input column is kept unchanged, so results can be written back in the
-terms of the source (e.g. RELION 5 ``rlnCenteredCoordinate*Angst`` columns stay).
-``df.attrs["source"]`` records the input format and path, and ``df.attrs["optics"]``
-the input optics block (written back by :func:`write_particles` when consistent).
+terms of the source. ``df.attrs["source"]`` records the input format and path,
+``df.attrs["optics"]`` the input optics block and ``df.attrs["blocks"]`` every other
+block (e.g. ``data_general``) with ``df.attrs["block_order"]`` their order in the file;
+:func:`write_particles` writes them back.
+
+RELION's particle frame (:mod:`affinitomo.io.relion`): origin shifts (``rlnOriginX/Y/ZAngst``,
+or RELION 3's ``rlnOriginX/Y/Z`` in pixels) are folded into the coordinates at read time,
+``centre = coordinate - A_subtomogram @ origin / pixel_size`` (RELION's convention; for
+RELION 5 the same shift in Å is taken off the centred coordinate), and RELION 5 subtomogram
+orientations are composed into the pose, ``A = A_subtomogram @ A_angle``. The canonical
+table then holds zero origins and zero subtomogram angles (the columns stay), so that no
+later reader applies them twice.
+
+Tomogram size and centred coordinates: ``afmTomoSizeX/Y/Z`` hold the size (pixels) of the
+tomogram the coordinates refer to, filled from ``tomogram_shapes`` and by extraction. Where
+the size and pixel size are known, the table (and every table written) carries RELION 5's
+``rlnCenteredCoordinateX/Y/ZAngst = (x - size_x / 2) * pixel_size`` beside the pixel
+coordinates.
+
+Binned tomograms: pixel coordinates of a RELION 4 table are in tilt-series pixels
+(``rlnTomoTiltSeriesPixelSize``), or in the pixels named by ``coordinate_pixel_size``.
+Read for a tomogram of another pixel size (``pixel_size``, e.g. its MRC header), they are
+rescaled by ``coordinate_pixel / pixel_size`` (no rescale within 1%).
 
 Class labels: a STAR file's ``afmClassName`` is the label. Without it, the class
 name stays ``""`` and ``rlnClassNumber`` is kept as is: a RELION class number
@@ -43,11 +63,13 @@ import starfile
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
+from affinitomo.io.relion import ORIGINS_ANGST, ORIGINS_PIXEL, SUBTOMO_ANGLES, compose_orientations, origin_shift
 
 log = logging.getLogger(__name__)
 
 COORDS = ["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]
 CENTRED = ["rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst"]
+TOMO_SIZE = ["afmTomoSizeX", "afmTomoSizeY", "afmTomoSizeZ"]
 ANGLES = ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]
 CANONICAL = [
     "rlnTomoName", *COORDS, *ANGLES, "rlnClassNumber", "afmClassName", "afmPixelSize", "afmParticleId", "rlnOpticsGroup"
@@ -69,6 +91,7 @@ def read_particles(
     tomogram_shapes: Mapping[str, tuple[int, int, int]] | None = None,
     default_tomo: str | None = None,
     only_tomo: str | None = None,
+    coordinate_pixel_size: float | None = None,
 ) -> pd.DataFrame:
     """Read a particle table (STAR, CSV or copick JSON) into the canonical table.
 
@@ -87,12 +110,22 @@ def read_particles(
 
     ``pixel_size`` (Å per pixel of the tomograms the coordinates refer to) fills
     ``afmPixelSize`` where the file gives none. Where the file gives one for pixel
-    coordinates, it must agree within 1% (pixel coordinates are in the file's units).
+    coordinates, it must agree within 1% (pixel coordinates are in the file's units),
+    unless the coordinates are rescaled (tilt-series pixels, ``coordinate_pixel_size``).
     For Å coordinates (RELION 5, copick) it takes precedence over the file's, since
     those can be expressed in any pixel size. The pixel size comes from, in order:
     a per-particle ``afmPixelSize`` column, the optics block
     (``rlnTomoTiltSeriesPixelSize``, then ``rlnImagePixelSize``), a per-particle
     ``rlnImagePixelSize`` / ``rlnTomoTiltSeriesPixelSize`` column, the argument.
+
+    ``coordinate_pixel_size`` (Å) states the pixels of pixel coordinates where the file's
+    optics do not (it wins over them; an ``afmPixelSize`` column must agree). Coordinates
+    in tilt-series pixels (``rlnTomoTiltSeriesPixelSize``) or in ``coordinate_pixel_size``
+    pixels are rescaled to ``pixel_size`` pixels when the two differ by more than 1%.
+
+    Origin shifts and subtomogram orientations are folded into the coordinates and angles
+    (module docstring). With ``tomogram_shapes``, ``afmTomoSizeX/Y/Z`` and the centred Å
+    coordinates are filled.
 
     ``default_tomo`` names the tomogram for tables without a tomogram column. ``only_tomo``
     keeps the rows of that tomogram alone (ids are numbered over the whole table first, so
@@ -113,24 +146,46 @@ def read_particles(
         df, fmt = _read_star(path, pixel_size)
     if len(df) == 0:
         raise InputError(path, "particles", "at least one particle, got an empty table")
-    optics = df.attrs.get("optics")
+    attrs = {k: v for k, v in df.attrs.items() if k in ("optics", "blocks", "block_order")}
+    pixel_source = df.attrs.get("pixel_source")
     df = df.reset_index(drop=True)
     if only_tomo is not None:
         df = _only_tomogram(path, df, only_tomo, default_tomo)
+    rescale = False
     if fmt == "star" and all(c in df.columns for c in CENTRED) and not all(c in df.columns for c in COORDS):
         fmt = "relion5"
         df = _centred_to_pixels(path, df, pixel_size, tomogram_shapes)
-    df = _canonicalise(path, df, pixel_size, default_tomo)
-    df.attrs = {"optics": optics} if optics is not None else {}
+    elif fmt != "copick":
+        rescale = _coordinate_pixels(path, df, coordinate_pixel_size, pixel_source, pixel_size)
+    df = _canonicalise(path, df, None if rescale else pixel_size, default_tomo)
+    _to_tomogram_frame(path, df)
+    if rescale:
+        scale = df["afmPixelSize"].to_numpy(float) / float(pixel_size)
+        df[COORDS] = df[COORDS].to_numpy(float) * scale[:, None]
+        if all(c in df.columns for c in TOMO_SIZE):
+            df[TOMO_SIZE] = _numeric_block(path, df, TOMO_SIZE) * scale[:, None]
+        df["afmPixelSize"] = float(pixel_size)
+        log.info("rescaled the coordinates of %s to %g Å pixels (x %s)", path, pixel_size,
+                 ", ".join(f"{s:g}" for s in np.unique(scale)[:5]))
+    if tomogram_shapes is not None:
+        _fill_sizes(df, tomogram_shapes)
+    df = with_centred(df)
+    df.attrs = attrs
     df.attrs["source"] = {"format": "relion4" if fmt == "star" else fmt, "path": str(path)}
     return df
 
 
 def write_particles(path: str | Path, df: pd.DataFrame) -> Path:
-    """Write ``df`` as a two-block STAR file (``data_optics`` + ``data_particles``), atomically.
+    """Write ``df`` as a STAR file (``data_optics`` + ``data_particles``), atomically.
 
     Optics groups: the table's ``rlnOpticsGroup`` when each group has one pixel
-    size, else one group per distinct ``afmPixelSize``. Floats are written with 6
+    size, else one group per distinct ``afmPixelSize``. The optics block keeps every
+    column of ``df.attrs["optics"]`` (voltage, Cs, group names, ``rlnTomoTiltSeriesPixelSize``
+    as given) when its groups cover the table's; ``rlnImagePixelSize`` is the tomogram pixel
+    (``afmPixelSize``), and ``rlnTomoTiltSeriesPixelSize`` too where the input gave none. The
+    blocks of ``df.attrs["blocks"]`` (e.g. ``data_general``) are written in their input order.
+    Where ``afmTomoSizeX/Y/Z`` and ``afmPixelSize`` are known, ``rlnCenteredCoordinate*Angst``
+    are written beside the pixel coordinates. Floats are written with 6
     decimals; ``read_particles(write_particles(p, df))`` equals ``df`` to that
     precision (plus ``rlnOpticsGroup`` when ``df`` lacked it). Names a STAR file cannot
     keep (``nan``/``NaN``/``<NA>``, which readers take for missing, an empty tomogram name,
@@ -149,7 +204,7 @@ def write_particles(path: str | Path, df: pd.DataFrame) -> Path:
             raise InputError(path, col, f"names that a STAR file keeps, not {text[lost].iloc[0]!r}: a STAR file "
                                         f"reads {sorted(STAR_MISSING)} (and empty names) as missing, and quotes, "
                                         f"'#', tabs, line breaks or a leading '_' as syntax")
-    particles = df.copy()
+    particles = with_centred(df.copy())
     particles.attrs = {}
     pixel = particles["afmPixelSize"].astype(float) if "afmPixelSize" in particles else pd.Series(np.nan, index=df.index)
     groups = particles.get("rlnOpticsGroup")
@@ -158,26 +213,38 @@ def write_particles(path: str | Path, df: pd.DataFrame) -> Path:
         codes, uniques = pd.factorize(pixel, use_na_sentinel=False)
         particles["rlnOpticsGroup"] = codes.astype(np.int64) + 1
     group_ids = sorted(pd.unique(particles["rlnOpticsGroup"]))
-    pixel_of = pixel.groupby(particles["rlnOpticsGroup"].to_numpy(), dropna=False).first()
-    optics = pd.DataFrame(
-        {
-            "rlnOpticsGroup": group_ids,
-            "rlnOpticsGroupName": [f"opticsGroup{g}" for g in group_ids],
-            "rlnTomoTiltSeriesPixelSize": [pixel_of.get(g, np.nan) for g in group_ids],
-            "rlnImagePixelSize": [pixel_of.get(g, np.nan) for g in group_ids],
-        }
-    )
-    source_optics = df.attrs.get("optics")
-    if isinstance(source_optics, pd.DataFrame) and "rlnOpticsGroup" in source_optics:
-        extra = source_optics.drop(columns=[c for c in optics.columns if c != "rlnOpticsGroup"], errors="ignore")
-        if set(group_ids) <= set(extra["rlnOpticsGroup"]) and extra["rlnOpticsGroup"].is_unique:
-            optics = optics.merge(extra, on="rlnOpticsGroup", how="left")
+    optics = _optics_block(particles, pixel, group_ids, df.attrs.get("optics") if consistent else None)
     for col in particles.columns:  # booleans as 0/1 so that every STAR reader understands them
         if particles[col].dtype == bool:
             particles[col] = particles[col].astype(np.int64)
+    blocks = {"optics": optics, "particles": particles}
+    others = df.attrs.get("blocks") or {}
+    order = [b for b in df.attrs.get("block_order") or [] if b in others or b in blocks]
+    order += [b for b in [*others, "particles"] if b not in order]
+    if "optics" not in order:  # an input without optics: optics first, as RELION writes them
+        order.insert(order.index("particles"), "optics")
     with atomic_path(path) as tmp:
-        starfile.write({"optics": optics, "particles": particles}, tmp, na_rep="nan")
+        starfile.write({b: others[b] if b in others else blocks[b] for b in order}, tmp, na_rep="nan")
     return path
+
+
+def _optics_block(particles: pd.DataFrame, pixel: pd.Series, group_ids: list, source: pd.DataFrame | None) -> pd.DataFrame:
+    """``data_optics`` for ``group_ids``: the source block's columns where it covers them, the tomogram pixel
+    (``pixel`` per particle) as ``rlnImagePixelSize`` and, where the source has none, ``rlnTomoTiltSeriesPixelSize``."""
+    pixel_of = pixel.groupby(particles["rlnOpticsGroup"].to_numpy(), dropna=False).first()
+    pixels = [pixel_of.get(g, np.nan) for g in group_ids]
+    optics = pd.DataFrame({"rlnOpticsGroup": group_ids})
+    if isinstance(source, pd.DataFrame) and "rlnOpticsGroup" in source and len(source):
+        numbers = pd.to_numeric(source["rlnOpticsGroup"], errors="coerce")
+        if numbers.is_unique and set(group_ids) <= set(numbers):
+            optics = optics.merge(source.assign(rlnOpticsGroup=numbers.astype(np.int64)), on="rlnOpticsGroup", how="left")
+            optics = optics[list(source.columns)]  # the input's column order
+    if "rlnOpticsGroupName" not in optics:
+        optics.insert(1, "rlnOpticsGroupName", [f"opticsGroup{g}" for g in group_ids])
+    if "rlnTomoTiltSeriesPixelSize" not in optics:
+        optics["rlnTomoTiltSeriesPixelSize"] = pixels
+    optics["rlnImagePixelSize"] = pixels
+    return optics
 
 
 def canonicalise(
@@ -194,17 +261,40 @@ def canonicalise(
     return out
 
 
-def pixel_to_centred(df: pd.DataFrame, tomogram_shapes: Mapping[str, tuple[int, int, int]]) -> pd.DataFrame:
+def pixel_to_centred(df: pd.DataFrame, tomogram_shapes: Mapping[str, tuple[int, int, int]] | None = None) -> pd.DataFrame:
     """RELION 5 centred Å coordinates of a canonical table (inverse of the reader's conversion).
 
-    ``x_Å = (x_px - size_x / 2) * pixel_size``; shapes are ``(nz, ny, nx)``.
+    ``x_Å = (x_px - size_x / 2) * pixel_size``; shapes are ``(nz, ny, nx)`` per tomogram name,
+    or, without ``tomogram_shapes``, the table's ``afmTomoSizeX/Y/Z`` (NaN where unknown).
     """
     out = pd.DataFrame(index=df.index)
-    sizes = np.array([tomogram_shapes[name][::-1] for name in df["rlnTomoName"]], dtype=float)
-    px = df["afmPixelSize"].to_numpy(float)
+    if tomogram_shapes is None:
+        sizes = df[TOMO_SIZE].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    else:
+        sizes = np.array([tomogram_shapes[name][::-1] for name in df["rlnTomoName"]], dtype=float)
+    px = pd.to_numeric(df["afmPixelSize"], errors="coerce").to_numpy(float)
     for i, (src, dst) in enumerate(zip(COORDS, CENTRED)):
         out[dst] = (df[src].to_numpy(float) - sizes[:, i] / 2) * px
     return out
+
+
+def with_centred(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``rlnCenteredCoordinate*Angst`` set from the pixel coordinates wherever
+    ``afmTomoSizeX/Y/Z`` and ``afmPixelSize`` are known (other rows keep their values, NaN when
+    the column is added). ``df`` itself when it lacks the size columns; changed in place otherwise."""
+    if not all(c in df.columns for c in (*TOMO_SIZE, *COORDS, "afmPixelSize", "rlnTomoName")):
+        return df
+    centred = pixel_to_centred(df)
+    known = np.isfinite(centred.to_numpy(float)).all(axis=1)
+    if not known.any():
+        return df
+    for col in CENTRED:
+        if col in df.columns:
+            old = pd.to_numeric(df[col], errors="coerce").to_numpy(float)
+            df[col] = np.where(known, centred[col].to_numpy(float), old)
+        else:
+            df[col] = np.where(known, centred[col].to_numpy(float), np.nan)
+    return df
 
 
 # --------------------------------------------------------------------------- readers
@@ -227,16 +317,22 @@ def _read_star(path: Path, pixel_size: float | None) -> tuple[pd.DataFrame, str]
         if not with_coords and not others:
             raise InputError(path, "data_particles", "a STAR file with a loop_ block of particles (found data_optics alone)")
         particles = with_coords[0] if with_coords else others[0]
+    particles_name = next(k for k, v in tables.items() if v is particles)
     particles = particles.copy()
     optics = tables.get("optics")
-    if "afmPixelSize" not in particles.columns:
-        particles["afmPixelSize"] = _star_pixel_size(path, particles, optics)
+    if "afmPixelSize" in particles.columns:
+        particles.attrs["pixel_source"] = "afmPixelSize"
+    else:
+        particles["afmPixelSize"], particles.attrs["pixel_source"] = _star_pixel_size(path, particles, optics)
     if optics is not None:
         particles.attrs["optics"] = optics.copy()
+    particles.attrs["blocks"] = {k: v for k, v in blocks.items() if k not in (particles_name, "optics")}
+    particles.attrs["block_order"] = ["particles" if k == particles_name else k for k in blocks]
     return particles, "star"
 
 
-def _star_pixel_size(path: Path, particles: pd.DataFrame, optics: pd.DataFrame | None) -> np.ndarray:
+def _star_pixel_size(path: Path, particles: pd.DataFrame, optics: pd.DataFrame | None) -> tuple[np.ndarray, str | None]:
+    """Pixel size per particle and the column it comes from (None when unknown)."""
     n = len(particles)
     if optics is not None and "rlnOpticsGroup" in optics.columns:
         for col in ("rlnTomoTiltSeriesPixelSize", "rlnImagePixelSize"):
@@ -244,18 +340,18 @@ def _star_pixel_size(path: Path, particles: pd.DataFrame, optics: pd.DataFrame |
                 sizes = _numeric(path, optics, col)
                 if "rlnOpticsGroup" not in particles.columns:
                     if len(optics) == 1:
-                        return np.full(n, sizes[0])
+                        return np.full(n, sizes[0]), col
                     raise InputError(path, "rlnOpticsGroup", "an optics group per particle (the optics block has several)")
                 lookup = dict(zip(_integers(path, optics, "rlnOpticsGroup").tolist(), sizes))
                 groups = _integers(path, particles, "rlnOpticsGroup")
                 unknown = sorted(set(groups.tolist()) - set(lookup))
                 if unknown:
                     raise InputError(path, "rlnOpticsGroup", f"groups listed in data_optics, got unknown {unknown[:5]}")
-                return np.array([lookup[g] for g in groups.tolist()], dtype=float)
+                return np.array([lookup[g] for g in groups.tolist()], dtype=float), col
     for col in ("rlnImagePixelSize", "rlnTomoTiltSeriesPixelSize"):
         if col in particles.columns:
-            return pd.to_numeric(particles[col], errors="coerce").to_numpy(float)
-    return np.full(n, np.nan)
+            return pd.to_numeric(particles[col], errors="coerce").to_numpy(float), col
+    return np.full(n, np.nan), None
 
 
 def _unique_columns(path: Path, df: pd.DataFrame, where: str) -> None:
@@ -343,6 +439,94 @@ def _centred_to_pixels(
         values = _numeric(path, df, src)
         df[dst] = values / px + sizes[:, i] / 2
     return df
+
+
+def _coordinate_pixels(path: Path, df: pd.DataFrame, given: float | None, source: str | None,
+                       pixel_size: float | None) -> bool:
+    """Set ``afmPixelSize`` to the pixels of the coordinates (``given`` wins over the optics); True
+    when they are to be rescaled to ``pixel_size`` pixels (tilt-series or given pixels, > 1% apart)."""
+    if given is not None:
+        if not (np.isfinite(given) and given > 0):
+            raise InputError(path, "coordinate_pixel_size", f"a positive pixel size in Å, got {given}")
+        if source == "afmPixelSize" or (source is None and "afmPixelSize" in df.columns):  # the table's own column
+            have = _numeric(path, df, "afmPixelSize")
+            off = np.isfinite(have) & (np.abs(have - given) > _PIXEL_TOLERANCE * given)
+            if off.any():
+                raise InputError(path, "afmPixelSize", f"a pixel size matching the coordinate pixel size {given:g} Å "
+                                                       f"within 1%, file says {have[off][0]:g} Å")
+        df["afmPixelSize"] = float(given)
+    elif source != "rlnTomoTiltSeriesPixelSize":
+        return False
+    if pixel_size is None:
+        return False
+    have = _numeric(path, df, "afmPixelSize")
+    if not (np.abs(have - pixel_size) > _PIXEL_TOLERANCE * pixel_size).any():
+        return False
+    if not np.all(np.isfinite(have) & (have > 0)):
+        raise InputError(path, source or "afmPixelSize", "a positive pixel size for every particle, to rescale "
+                                                         f"the coordinates to the tomogram's {pixel_size:g} Å pixels")
+    return True
+
+
+def _to_tomogram_frame(path: Path, df: pd.DataFrame) -> None:
+    """Compose subtomogram orientations into ``rlnAngle*`` and fold origin shifts into the
+    coordinates (and centred Å columns), in place; those columns are then 0 (see :mod:`affinitomo.io.relion`)."""
+    subtomo = None
+    if any(c in df.columns for c in SUBTOMO_ANGLES):
+        subtomo = _numeric_block(path, df, SUBTOMO_ANGLES)
+        if not np.isfinite(subtomo).all():
+            raise InputError(path, SUBTOMO_ANGLES[int(np.flatnonzero(~np.isfinite(subtomo).all(axis=0))[0])],
+                             "finite subtomogram angles in every row")
+        if np.any(subtomo != 0):
+            df[ANGLES] = compose_orientations(subtomo, df[ANGLES].to_numpy(float))
+        df[SUBTOMO_ANGLES] = 0.0
+    kinds = [cols for cols in (ORIGINS_ANGST, ORIGINS_PIXEL) if any(c in df.columns for c in cols)]
+    if len(kinds) > 1:
+        raise InputError(path, ORIGINS_PIXEL[0], "one kind of origin shift: rlnOriginX/Y/ZAngst (Å) or "
+                                                 "rlnOriginX/Y/Z (pixels), not both")
+    if not kinds:
+        return
+    cols = kinds[0]
+    origins = _numeric_block(path, df, cols)
+    missing = ~np.isfinite(origins)
+    if missing.any():
+        raise InputError(path, cols[int(np.flatnonzero(missing.any(axis=0))[0])], "an origin shift in every row (numbers, not NaN)")
+    px = df["afmPixelSize"].to_numpy(float)
+    shifted = (origins != 0).any(axis=1)
+    if shifted.any():
+        shift = origin_shift(origins, subtomo)
+        if cols is ORIGINS_ANGST:
+            unknown = shifted & ~(np.isfinite(px) & (px > 0))
+            if unknown.any():
+                raise InputError(path, cols[0], f"a pixel size (afmPixelSize, optics rlnTomoTiltSeriesPixelSize or "
+                                                f"rlnImagePixelSize, or --pixel-size) to convert origin shifts in Å "
+                                                f"to pixels; row {int(np.flatnonzero(unknown)[0])} (0-based) has none")
+            shift_px, shift_a = np.where(shifted[:, None], shift / np.where(shifted, px, 1.0)[:, None], 0.0), shift
+        else:
+            shift_px, shift_a = shift, shift * px[:, None]
+        df[COORDS] = df[COORDS].to_numpy(float) - shift_px
+        if all(c in df.columns for c in CENTRED):
+            centred = _numeric_block(path, df, CENTRED)
+            df[CENTRED] = np.where(np.isfinite(shift_a), centred - shift_a, centred)
+    df[cols] = 0.0
+
+
+def _fill_sizes(df: pd.DataFrame, shapes: Mapping[str, tuple[int, int, int]]) -> None:
+    """``afmTomoSizeX/Y/Z`` from the shapes ``(nz, ny, nx)`` of the tables' tomograms (rows of other
+    tomograms keep their sizes, NaN in columns it adds)."""
+    sizes = np.array([tuple(shapes[n])[::-1] if n in shapes else (np.nan,) * 3 for n in df["rlnTomoName"]], dtype=float)
+    if all(c in df.columns for c in TOMO_SIZE):
+        old = df[TOMO_SIZE].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        sizes = np.where(np.isfinite(sizes), sizes, old)
+    df[TOMO_SIZE] = sizes.reshape(len(df), 3)
+
+
+def _numeric_block(path: Path | None, df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """(n, len(cols)) floats of ``cols``; InputError naming a non-numeric or absent column."""
+    absent = [c for c in cols if c not in df.columns]
+    if absent:
+        raise InputError(path, absent[0], f"all of {', '.join(cols)} (found {[c for c in cols if c in df.columns]})")
+    return np.stack([_numeric(path, df, c) for c in cols], axis=1) if len(df) else np.zeros((0, len(cols)))
 
 
 def _numeric(path: Path | None, df: pd.DataFrame, col: str) -> np.ndarray:

@@ -136,8 +136,7 @@ def write_matrix(p: dict[str, Path], kind: str, seed: int) -> Path:
 
 def pca_latents(p: dict[str, Path], out: Path, dims: int) -> None:
     """latents.npz holding the first ``dims`` principal components of the z-scored subtomograms."""
-    from affinitomo.embed import Latents
-    from affinitomo.gather import write_latents
+    from affinitomo.io.latents import Latents, write_latents
     from affinitomo.io.particles import read_particles
 
     stack = np.load(p["extract"] / "subtomos.npy", mmap_mode="r")
@@ -152,8 +151,7 @@ def pca_latents(p: dict[str, Path], out: Path, dims: int) -> None:
 
 def score_latents(p: dict[str, Path], out: Path) -> None:
     """latents.npz holding each particle's template scores (scores.csv of :func:`match_dir`) as its latents."""
-    from affinitomo.embed import Latents
-    from affinitomo.gather import write_latents
+    from affinitomo.io.latents import Latents, write_latents
     from affinitomo.io.particles import read_particles
     from affinitomo.match.scores import read_scores
 

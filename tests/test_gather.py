@@ -8,7 +8,7 @@ import pytest
 
 from affinitomo.errors import InputError
 from affinitomo.gather import gather
-from affinitomo.embed import read_latents
+from affinitomo.io.latents import read_latents
 from affinitomo.io.particles import read_particles, write_particles
 from affinitomo.io.stacks import open_stacks
 

@@ -11,6 +11,7 @@ import pytest
 
 from affinitomo.errors import InputError
 from affinitomo.geometry import euler_to_matrix
+from affinitomo.io.latents import latent_means
 from affinitomo.io.particles import read_particles
 from affinitomo.napari import results as res
 from affinitomo.napari.contrast import contrast_limits, subsample
@@ -237,7 +238,7 @@ def test_bad_inputs_leave_nothing_behind(results_dir, tmp_path):
         res.read_run_info(tmp_path)
     np.savez(tmp_path / "lat.npz", particle_id=np.arange(3), mu=np.zeros((3, 2)))
     with pytest.raises(InputError, match="particle_id"):
-        res.read_latents(tmp_path / "lat.npz", np.arange(5))
+        latent_means(tmp_path / "lat.npz", np.arange(5))
     with pytest.raises(InputError, match="particles.star"):
         res.particles_path(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lat.npz", "run.json"]

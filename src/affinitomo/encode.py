@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from affinitomo.errors import InputError
-from affinitomo.io.atomic import atomic_path
+from affinitomo.io.latents import Latents, write_latents
 from affinitomo.model.checkpoint import load_checkpoint
 from affinitomo.model.refine import REFINE_STEPS, refine_rotations
 from affinitomo.model.vae import AffinityVAE
@@ -111,9 +111,7 @@ def encode(
         raise InputError("--refine-steps", None, f"an integer >= 0, got {refine_steps}")
     dev = next(model.parameters()).device
     arrays = encode_stack(model, stack, ckpt["train_config"].normalise, batch_size, dev, progress, refine_steps)
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, particle_id=particle_ids.astype(np.int64), **arrays)
+    out = write_latents(out, Latents(particle_ids.astype(np.int64), arrays["mu"], arrays["logvar"], arrays["pose"],
+                                     arrays.get("rotation")))
     log.info("encoded %d particles -> %s", len(stack), out)
     return out

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affinitomo.embed import Latents, align_to_table, read_latents
 from affinitomo.errors import InputError
-from affinitomo.io.atomic import atomic_path
+from affinitomo.io.latents import Latents, align_to_table, read_latents, write_latents
 from affinitomo.io.particles import read_particles, write_particles
 
 log = logging.getLogger(__name__)
@@ -31,6 +30,7 @@ def concat_tables(tables: list[pd.DataFrame], paths: list[str | Path]) -> pd.Dat
     for t in plain:
         t.attrs = {}  # per-file source details (pandas cannot merge them)
     table = pd.concat(plain, ignore_index=True)
+    table.attrs = _shared_blocks(tables)
     ids = table["afmParticleId"]
     if not ids.is_unique:
         dup = int(ids[ids.duplicated()].iloc[0])
@@ -38,6 +38,23 @@ def concat_tables(tables: list[pd.DataFrame], paths: list[str | Path]) -> pd.Dat
         raise InputError(where[-1], "afmParticleId",
                          f"ids unique across the gathered tables; {dup} is also in {where[0]} (tables of two runs?)")
     return table
+
+
+def _shared_blocks(tables: list[pd.DataFrame]) -> dict:
+    """The input optics and other STAR blocks of the tables when every table has the same ones, else {}."""
+    def same(a: object, b: object) -> bool:
+        if isinstance(a, pd.DataFrame) or isinstance(b, pd.DataFrame):
+            return isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame) and a.equals(b)
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return a == b
+
+    keys = ("optics", "blocks", "block_order")
+    first = {k: tables[0].attrs[k] for k in keys if k in tables[0].attrs}
+    if all(set(k for k in keys if k in t.attrs) == set(first) and all(same(first[k], t.attrs[k]) for k in first)
+           for t in tables[1:]):
+        return first
+    return {}
 
 
 def concat_latents(latent_paths: list[str | Path], tables: list[pd.DataFrame],
@@ -58,19 +75,6 @@ def concat_latents(latent_paths: list[str | Path], tables: list[pd.DataFrame],
         np.concatenate([p.pose for p in parts]),
         None if rotations[0] is None else np.concatenate(rotations),
     )
-
-
-def write_latents(path: str | Path, latents: Latents) -> Path:
-    """``latents.npz`` in the encode stage's format, atomically."""
-    arrays = {"particle_id": latents.particle_id, "mu": latents.mu.astype(np.float32),
-              "logvar": latents.logvar.astype(np.float32), "pose": latents.pose.astype(np.float32)}
-    if latents.rotation is not None:
-        arrays["rotation"] = latents.rotation
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-    return path
 
 
 def gather(table_paths: list[str | Path], out_table: str | Path | None, latent_paths: list[str | Path] | None = None,

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.io.atomic import atomic_path
+from affinitomo.io.latents import Latents, write_latents
 from affinitomo.io.volumes import read_volume, write_volume
 from affinitomo.napari.features import UNKNOWN, UNKNOWN_GROUP_PREFIX
 
@@ -76,9 +77,9 @@ def write_results(results: Path, table: pd.DataFrame, latents: np.ndarray, known
         write_volume(results / "averages" / f"{safe_name(name)}.mrc", vol, pixel_size)
     write_classes_csv(results / "classes.csv", class_numbers(list(known), table["afmClassName"].to_numpy(),
                                                              table["afmClusterId"].to_numpy())[1])
-    with atomic_path(results / "latents.npz") as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, particle_id=table["afmParticleId"].to_numpy(), mu=latents)
+    mu = np.asarray(latents, np.float32)
+    write_latents(results / "latents.npz", Latents(table["afmParticleId"].to_numpy().astype(np.int64), mu,
+                                                   np.zeros_like(mu), np.zeros((len(mu), 1), np.float32)))
     run = {"tomograms": {k: str(Path(v).resolve()) for k, v in tomograms.items()}, "latents": "latents.npz"}
     if diameter:
         run["particle_diameter"] = float(diameter)

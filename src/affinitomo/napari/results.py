@@ -139,28 +139,6 @@ def read_classes(path: str | Path) -> dict[str, int | None]:
     return {str(n): None if k != k else int(k) for n, k in zip(table["name"], table["number"])}  # NaN: None
 
 
-def read_latents(path: str | Path, particle_ids: np.ndarray) -> np.ndarray:
-    """Latent means for ``particle_ids`` from an encode-stage ``latents.npz``."""
-    path = Path(path)
-    try:
-        with np.load(path) as npz:
-            ids, mu = np.asarray(npz["particle_id"]), np.asarray(npz["mu"], dtype=np.float32)
-    except KeyError as exc:
-        raise InputError(path, str(exc.args[0]), "arrays 'particle_id' and 'mu'") from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(path, None, f"a readable .npz file ({exc})") from exc
-    if mu.ndim != 2 or len(mu) != len(ids):
-        raise InputError(path, "mu", f"an (N, L) array matching 'particle_id' ({len(ids)}), got {mu.shape}")
-    order = np.argsort(ids, kind="stable")
-    pos = np.searchsorted(ids[order], particle_ids)
-    pos = np.clip(pos, 0, len(ids) - 1)
-    found = ids[order][pos] == particle_ids
-    if not found.all():
-        missing = np.asarray(particle_ids)[~found][:5].tolist()
-        raise InputError(path, "particle_id", f"every particle of the table, missing e.g. {missing}")
-    return mu[order][pos]
-
-
 def open_tomogram(path: Path) -> tuple[np.ndarray, float | None]:
     """Memory-mapped tomogram ``[z, y, x]`` and its voxel size (Å) from the header."""
     return open_volume(path)

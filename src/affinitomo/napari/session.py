@@ -32,6 +32,7 @@ from scipy.spatial import cKDTree
 
 from affinitomo.errors import InputError
 from affinitomo.geometry import euler_to_matrix
+from affinitomo.io.latents import latent_means
 from affinitomo.io.volumes import read_volume
 from affinitomo.napari import results as res
 from affinitomo.napari.features import (REJECTED, UNKNOWN, UNLABELLED, ClassPalette, category_colors, is_class_name,
@@ -313,7 +314,7 @@ class ReviewSession:
         if self._latents is None:
             path = self.run_info.latents
             if path is not None and Path(path).is_file():
-                self._latents = res.read_latents(path, self.table["afmParticleId"].to_numpy())
+                self._latents = latent_means(path, self.table["afmParticleId"].to_numpy())
                 self.latent_source = f"latents from {path}"
             else:
                 self._latents = self.umap()

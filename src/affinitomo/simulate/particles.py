@@ -37,7 +37,7 @@ from scipy import fft as sfft
 
 from affinitomo import __version__
 from affinitomo.errors import InputError
-from affinitomo.extract import ExtractionOptions, _normalise, spherical_mask
+from affinitomo.extract import ExtractionOptions, normalise_boxes, spherical_mask
 from affinitomo.geometry import matrix_to_euler, random_matrices, rotate_volume
 from affinitomo.io.atomic import atomic_path
 from affinitomo.io.pages import PageBudget
@@ -269,7 +269,7 @@ def _add_noise(stack: np.ndarray, sigma: float, transfer: ImagingTransfer, dark:
                 block += noise
             if dark:
                 np.negative(block, out=block)
-            _normalise(block.reshape(hi - lo, -1), {}, mask, opts)
+            normalise_boxes(block.reshape(hi - lo, -1), {}, mask, opts)
             stack[lo:hi] = block
             budget.check()
             bar.update(hi - lo)

@@ -25,6 +25,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/copick.smk"
 include: "workflow/rules/pick.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/similarity.smk"

@@ -1,4 +1,4 @@
-"""copick picks (JSON) -> particle rows.
+"""copick picks (JSON) <-> particle rows.
 
 A copick picks file holds ``pickable_object_name``, ``run_name`` and a list
 ``points``, each with ``location`` ``{"x", "y", "z"}`` in Å from the tomogram
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.errors import InputError
-from affinitomo.geometry import matrix_to_euler
+from affinitomo.geometry import euler_to_matrix, matrix_to_euler
 
 
 def read_copick_picks(path: str | Path, *, pixel_size: float | None, default_tomo: str | None = None) -> pd.DataFrame:
@@ -35,6 +35,14 @@ def read_copick_picks(path: str | Path, *, pixel_size: float | None, default_tom
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(path, None, f"a readable copick picks JSON file ({exc})") from exc
+    return picks_table(doc, path, pixel_size=pixel_size, default_tomo=default_tomo)
+
+
+def picks_table(doc: object, path: str | Path, *, pixel_size: float | None, default_tomo: str | None = None) -> pd.DataFrame:
+    """The rows of a copick picks document (the JSON object), as :func:`read_copick_picks`.
+
+    ``path`` names the document's file in errors.
+    """
     if not isinstance(doc, dict) or not isinstance(doc.get("points"), list):
         raise InputError(path, "points", "a copick picks JSON object with a 'points' list")
     if pixel_size is None or not np.isfinite(pixel_size) or pixel_size <= 0:
@@ -93,6 +101,19 @@ def read_copick_picks(path: str | Path, *, pixel_size: float | None, default_tom
     if tomo is not None:
         df.insert(0, "rlnTomoName", str(tomo))
     return df
+
+
+def picks_transforms(angles: np.ndarray) -> np.ndarray:
+    """RELION ZYZ angles (n, 3) in degrees -> copick 4x4 ``transformation_`` matrices (n, 4, 4).
+
+    The inverse of the reader's conversion: the rotation block is A of :mod:`affinitomo.geometry`
+    and the shift is 0 (the particle centre is the point's location).
+    """
+    angles = np.asarray(angles, dtype=float).reshape(-1, 3)
+    out = np.tile(np.eye(4), (len(angles), 1, 1))
+    if len(angles):
+        out[:, :3, :3] = euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
+    return out
 
 
 def _is_number(value: object) -> bool:

@@ -1,6 +1,8 @@
-"""Reading and writing volumes: MRC (mrcfile) and TIFF (tifffile).
+"""Reading and writing volumes: MRC (mrcfile), TIFF (tifffile), copick tomograms (OME-Zarr).
 
-Arrays are indexed ``[z, y, x]``; voxel sizes are in Å.
+Arrays are indexed ``[z, y, x]``; voxel sizes are in Å. A copick tomogram is named by a
+tomogram reference file (``<run>.copick``, :mod:`affinitomo.io.copick_project`) and opened as
+the zarr array of its OME-Zarr's level ``"0"``, which reads chunks only as it is sliced.
 
 Voxel size: MRC files carry it in the header; TIFF files in ImageJ metadata (the
 ``XResolution`` tag, pixels per ``unit``, or else the ``spacing`` entry; units nm, µm,
@@ -22,6 +24,8 @@ from affinitomo.io.atomic import atomic_path
 
 MRC_SUFFIXES = {".mrc", ".mrcs", ".map", ".rec", ".st", ".ali"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
+#: Tomogram references into a copick project (affinitomo.io.copick_project.REFERENCE_SUFFIX).
+COPICK_SUFFIXES = {".copick"}
 SUPPORTED_MRC_MODES = {0, 1, 2, 6, 12}
 #: Bytes per voxel of the MRC modes read.
 _MODE_BYTES = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}
@@ -38,8 +42,9 @@ log = logging.getLogger(__name__)
 def _check_exists(path: Path) -> None:
     if not path.exists():
         raise InputError(path, None, "file not found")
-    if path.suffix.lower() not in MRC_SUFFIXES | TIFF_SUFFIXES:
-        raise InputError(path, "suffix", f"a volume file ({', '.join(sorted(MRC_SUFFIXES | TIFF_SUFFIXES))})")
+    suffixes = MRC_SUFFIXES | TIFF_SUFFIXES | COPICK_SUFFIXES
+    if path.suffix.lower() not in suffixes:
+        raise InputError(path, "suffix", f"a volume file ({', '.join(sorted(suffixes))})")
 
 
 def tiff_voxel_size(path: str | Path) -> float | None:
@@ -83,7 +88,8 @@ def open_volume(path: str | Path, voxel_size: float | None = None) -> tuple[np.n
     """Open a volume without reading it into memory where the format allows.
 
     MRC files are memory-mapped (``mrcfile.mmap``); TIFF files are memory-mapped
-    when uncompressed and contiguous, otherwise read. Returns the array
+    when uncompressed and contiguous, otherwise read; a copick tomogram reference gives a
+    zarr array (sliced lazily, voxel size = the copick voxel spacing). Returns the array
     (``[z, y, x]``, read-only view) and the voxel size in Å: ``voxel_size`` when
     given (a warning is logged when the file's differs by more than 1%), else the
     MRC header's or the TIFF's ImageJ metadata's, else ``None``. A file that is not a
@@ -92,10 +98,14 @@ def open_volume(path: str | Path, voxel_size: float | None = None) -> tuple[np.n
     """
     path = Path(path)
     _check_exists(path)
-    if path.suffix.lower() in TIFF_SUFFIXES:
+    if path.suffix.lower() in COPICK_SUFFIXES:
+        from affinitomo.io.copick_project import open_tomogram_reference
+
+        data, from_file = open_tomogram_reference(path)
+    elif path.suffix.lower() in TIFF_SUFFIXES:
         data, from_file = _open_tiff(path)
     else:
-        data, from_file = _open_mrc(path)
+        data, from_file = open_mrc(path)
     if data.ndim != 3 or min(data.shape) < 1:
         raise InputError(path, "shape", f"a 3D volume, got shape {data.shape}")
     if data.dtype.kind not in "fiu":
@@ -119,7 +129,7 @@ def _open_tiff(path: Path) -> tuple[np.ndarray, float | None]:
     return data, size
 
 
-def _open_mrc(path: Path) -> tuple[np.ndarray, float | None]:
+def open_mrc(path: Path) -> tuple[np.ndarray, float | None]:
     try:
         with mrcfile.open(path, mode="r", permissive=False, header_only=True) as mrc:
             h = mrc.header

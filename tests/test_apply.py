@@ -111,7 +111,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
-    """Workflow on tomograms 1-2; then its apply mode on tomogram 3, and `affinitomo apply` on tomogram 1."""
+    """A CTF run: tilt-series demo tomograms (CTF at 3 µm), matched with the CTF. Workflow on tomograms 1-2;
+    then its apply mode on tomogram 3, and `affinitomo apply` on tomogram 1, which matches with the run's
+    recorded CTF (match.json) and gives the full run's classes."""
     import yaml
 
     from affinitomo.io.particles import read_particles
@@ -123,11 +125,12 @@ def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     size = ["--per-class", str(base["demo"]["per_class"]), "--shape", *map(str, base["demo"]["shape"])]
     subprocess.run([f"{env_bin}/affinitomo", "simulate", "demo", "--out", str(demo), "--n-tomograms", "3", *size,
-                    "--no-progress"], check=True, capture_output=True)
+                    "--imaging", "tiltseries", "--defocus-um", "3.0", "--no-progress"], check=True, capture_output=True)
     tomos = demo / "tomograms"
     base["data"] = {"particles": str(demo / "particles.star"), "tomograms": [str(tomos / "tomo01.mrc"),
                     str(tomos / "tomo02.mrc")], "pixel_size": None, "truth": str(demo / "truth.star")}
     base["similarity"]["templates"] = str(demo / "templates")
+    base["imaging"] = {"model": "tiltseries", "ctf": True, "defocus_um": 3.0}
     # Agreement between the full run and apply mode, not accuracy: fewer simulated particles keep it quick.
     base["training_data"]["simulated_per_class"] = 100
     # The unknown groups' 3-D alignment (minutes per cluster stage) is the demo test's; here the classifier is.
@@ -136,6 +139,8 @@ def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
     snakemake(tmp_path, tmp_path / "train.yaml", "--cores", "2")
     trained = tmp_path / "results"
     full = json.loads((trained / "metrics.json").read_text())
+    recorded = json.loads((trained / "match" / "tomo01" / "match.json").read_text())
+    assert recorded["ctf"] is not None and recorded["ctf"]["defocus_um"] == 3.0, recorded
 
     # The documented config mode: only tomogram 3, the earlier run's model, UMAP and classifier.
     applied = dict(base, results="results_new", apply={"from": "results"})
@@ -166,3 +171,5 @@ def test_train_on_two_demo_tomograms_apply_to_a_third(tmp_path):
     unlabelled = before["afmLabelled"].astype(int) == 0
     agree = (again["afmClassName"][unlabelled] == before["afmClassName"][unlabelled]).mean()
     assert agree > 0.95, agree  # clusters (recomputed per run) may move a few borderline particles
+    # ... because it matched as the run did: the run's CTF, and the same template scores.
+    assert json.loads((out / "match" / "match.json").read_text())["ctf"] == recorded["ctf"]

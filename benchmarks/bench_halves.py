@@ -5,8 +5,8 @@ average, which contains that member, and the smaller the group the stronger that
 a results folder of ``bench_shrec.py`` and takes the final unknown groups at their given poses,
 then asks each member which group it prefers, twice:
 
-- full: every group's masked average (``cluster.align.group_reference``), as the rounds do;
-- halves: the cluster stage's ``align_reassign_halves`` choice (``cluster.align.cross_validated_choice``):
+- full: every group's masked average (``averaging.align.group_reference``), as the rounds do;
+- halves: the cluster stage's ``align_reassign_halves`` choice (``averaging.align.cross_validated_choice``):
   each group cut into two random halves with one average per half; a member of half k is matched
   against the other half of its own group and against half k of every other group, so no reference
   contains it and every reference holds about half a group.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affinitomo.cluster.align import (AlignOptions, cross_validated_choice, group_reference, match_references,
+from affinitomo.averaging.align import (AlignOptions, cross_validated_choice, group_reference, match_references,
                                       split_halves)
 from affinitomo.geometry import euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles

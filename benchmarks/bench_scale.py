@@ -146,9 +146,15 @@ def main() -> None:
                             str(work / "particles.star"), "--out", str(work / "embed")],
             "cluster": exe + ["cluster", "--latents", str(work / "latents.npz"), "--embedding",
                               str(work / "embed" / "embedding.csv"), "--particles", str(work / "particles.star"),
-                              "--matrix", str(work / "matrix.csv"), "--stack", str(work / "subtomos.npy"),
-                              "--checkpoint", str(work / "train" / "model.pt"), "--truth", str(work / "truth.star"),
-                              "--training-log", str(work / "train" / "training.csv"), "--out", str(work / "results")],
+                              "--matrix", str(work / "matrix.csv"), "--out", str(work / "results")],
+            "average": exe + ["average", "--latents", str(work / "latents.npz"), "--particles",
+                              str(work / "particles.star"), "--stack", str(work / "subtomos.npy"),
+                              "--out", str(work / "results")],
+            "report": exe + ["report", "--latents", str(work / "latents.npz"), "--embedding",
+                             str(work / "embed" / "embedding.csv"), "--particles", str(work / "particles.star"),
+                             "--matrix", str(work / "matrix.csv"), "--stack", str(work / "subtomos.npy"),
+                             "--checkpoint", str(work / "train" / "model.pt"), "--truth", str(work / "truth.star"),
+                             "--training-log", str(work / "train" / "training.csv"), "--out", str(work / "results")],
         }
         figures = {}
         for name, cmd in steps.items():

@@ -5,7 +5,7 @@ extracted stack) and, per class given, takes its particles (true classes from ``
 
 - template matching (``affinitomo.match.search.match_stack``) against the class's own map from
   the shared ``maps_10A`` (the first ``--match-particles``), median pose error against the truth;
-- the group alignment of unknown groups (``affinitomo.cluster.align.build_reference``, then one
+- the group alignment of unknown groups (``affinitomo.averaging.align.build_reference``, then one
   match of every particle against the reference, default ``AlignOptions``), median error after one
   global rotation (``affinitomo.evaluate.pose_error``), and the mean score; with the references
   masked around the molecule (``align_mask``, the default) and without;
@@ -45,7 +45,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 import affinitomo.match.search as search
-from affinitomo.cluster.align import AlignOptions, _search_radius, average_in_frame, build_reference, masked_reference
+from affinitomo.averaging.align import AlignOptions, _search_radius, average_in_frame, build_reference, masked_reference
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import angular_distance, euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles

@@ -1,11 +1,11 @@
-"""Reference-free alignment of an unknown group (cluster.align)."""
+"""Reference-free alignment of an unknown group (averaging.align)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from affinitomo.cluster.align import (AlignOptions, align_unknown_groups, average_in_frame, build_reference,
+from affinitomo.averaging.align import (AlignOptions, align_unknown_groups, average_in_frame, build_reference,
                                       masked_reference, reference_mask)
 from affinitomo.errors import InputError
 from affinitomo.evaluate import pose_error
@@ -22,7 +22,7 @@ def test_a_group_aligns_to_itself_without_a_template():
     stack = stack + rng.normal(scale=0.5 * stack.std(), size=stack.shape)
     opts = AlignOptions(align_starts=2, align_rounds=3, align_no_wedge=True)
     aligned, _ = align_unknown_groups(stack.astype(np.float32), np.zeros(count, dtype=np.int64), 10.0, opts)
-    rotation, reference, score = aligned[0]["rotation"], aligned[0]["reference"], aligned[0]["score"]
+    rotation, reference, score = aligned[0].rotation, aligned[0].reference, aligned[0].score
     err = pose_error(rotation, true, np.zeros(count, dtype=str))["per_class"][""]["median_deg"]
     assert err < 10.0, err
     assert 0 < score <= 1 and reference.shape == (n, n, n)

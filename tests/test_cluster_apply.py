@@ -127,9 +127,11 @@ def test_run_json_matches_the_viewer(split, tmp_path):
     (tomo_dir / "tomo_a.mrc").write_bytes(b"")
     (tmp_path / "tomo_b.mrc").write_bytes(b"")
     (tomo_dir / "notes.txt").write_text("not a tomogram")
-    assert main(["cluster", "--latents", str(p["latents"]), "--embedding", str(p["embedding"]),
-                 "--particles", str(p["particles"]), "--out", str(tmp_path / "out"),
-                 "--classifier", str(folder / "out_a" / "classifier.npz"),
+    common = ["--latents", str(p["latents"]), "--particles", str(p["particles"]), "--out", str(tmp_path / "out")]
+    assert main(["cluster", *common, "--embedding", str(p["embedding"]),
+                 "--classifier", str(folder / "out_a" / "classifier.npz")]) == 0
+    assert main(["average", *common]) == 0
+    assert main(["report", *common, "--embedding", str(p["embedding"]),
                  "--tomograms", str(tomo_dir), str(tmp_path / "tomo_b.mrc"), "--particle-diameter", "120"]) == 0
     raw = json.loads((tmp_path / "out" / "run.json").read_text())
     assert raw["checkpoint"] is None and raw["stack"] is None and raw["particle_diameter"] == 120.0

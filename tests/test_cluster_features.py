@@ -138,7 +138,7 @@ def test_stored_classifier_needs_the_same_scores(weak, tmp_path):
 
 def test_known_class_poses_come_from_template_matching_in_one_frame(tmp_path):
     """Matched rows take the match pose; the class's other rows move into the template frame; unknown keep the model's."""
-    from affinitomo.cluster.poses import MatchPoses, combine_poses, read_match_poses
+    from affinitomo.averaging.poses import MatchPoses, combine_poses, read_match_poses
     from affinitomo.geometry import angular_distance, matrix_to_euler, random_matrices
 
     rng = np.random.default_rng(0)

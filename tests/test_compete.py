@@ -1,12 +1,12 @@
-"""Known classes and unknown groups competing for particles (cluster.compete)."""
+"""Known classes and unknown groups competing for particles (averaging.compete)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from affinitomo.cluster.align import AlignOptions, align_unknown_groups
-from affinitomo.cluster.compete import class_references, compete
-from affinitomo.cluster.pipeline import moved_clusters
+from affinitomo.averaging.align import AlignOptions, align_unknown_groups
+from affinitomo.averaging.compete import class_references, compete
+from affinitomo.averaging.stage import moved_clusters
 from affinitomo.geometry import random_matrices, rotate_volume
 from synthetic_shapes import asymmetric_phantom, rod_phantom
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from affinitomo.cluster.align import AlignOptions, align_unknown_groups, match_references, refresh_groups, split_halves
+from affinitomo.averaging.align import AlignOptions, align_unknown_groups, match_references, refresh_groups, split_halves
 from affinitomo.cluster.clustering import ClusterOptions, cluster_points, with_unknown_groups
-from affinitomo.cluster.regroup import regroup_unknown
+from affinitomo.averaging.regroup import regroup_unknown
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import random_matrices, rotate_volume
 from synthetic_shapes import asymmetric_phantom, rod_phantom
@@ -59,10 +59,10 @@ def test_aligned_groups_take_back_members_that_match_their_reference_best():
     opts = AlignOptions(align_starts=1, align_rounds=3, align_min_particles=5, align_no_wedge=True)
     aligned, after = align_unknown_groups(stack, groups, 10.0, opts)
     assert (after[:20] == truth[:20]).all() and (after[20:] == -1).all()
-    assert sorted(aligned) == [0, 1] and sum(a["moved_in"] for a in aligned.values()) == 3
-    assert sorted(np.concatenate([a["rows"] for a in aligned.values()]).tolist()) == list(range(20))
+    assert sorted(aligned) == [0, 1] and sum(a.moved_in for a in aligned.values()) == 3
+    assert sorted(np.concatenate([a.rows for a in aligned.values()]).tolist()) == list(range(20))
     kept, same = align_unknown_groups(stack, groups, 10.0, replace(opts, align_reassign=False))
-    assert (same == groups).all() and all(a["moved_in"] == 0 for a in kept.values())
+    assert (same == groups).all() and all(a.moved_in == 0 for a in kept.values())
 
 
 def look_alikes(count: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +84,7 @@ def look_alikes(count: int, noise: float, seed: int) -> tuple[np.ndarray, np.nda
 
 
 def test_reassignment_rounds_unmix_look_alikes_that_one_round_leaves_mixed(monkeypatch):
-    import affinitomo.cluster.align as align
+    import affinitomo.averaging.align as align
 
     stack, truth = look_alikes(20, noise=2.5, seed=1)
     rng = np.random.default_rng(1)
@@ -100,7 +100,7 @@ def test_reassignment_rounds_unmix_look_alikes_that_one_round_leaves_mixed(monke
     aligned, rounds = align_unknown_groups(stack, groups, 10.0, opts)
     assert (rounds == truth).all()
     assert 1 < len(calls) < opts.align_reassign_rounds  # stopped when none moved, before the cap
-    assert sorted(aligned) == [0, 1] and all(a["rows"].size == 20 for a in aligned.values())
+    assert sorted(aligned) == [0, 1] and all(a.rows.size == 20 for a in aligned.values())
 
 
 def test_halves_split_every_group_evenly_and_stay_put():
@@ -126,7 +126,7 @@ def test_cross_validated_halves_join_a_small_group_to_the_larger_one_of_its_mole
     # ... against the halves that do not, they join the other 16 of their molecule; no one else moves.
     aligned, halves = align_unknown_groups(stack, groups, 10.0, replace(opts, align_reassign_halves=True))
     assert (halves == np.where(truth == 0, 0, 1)).all()
-    assert sorted(aligned) == [0, 1] and aligned[0]["moved_in"] == 6 and aligned[0]["rows"].size == 22
+    assert sorted(aligned) == [0, 1] and aligned[0].moved_in == 6 and aligned[0].rows.size == 22
 
 
 def test_refresh_builds_anew_the_reference_of_a_group_that_grew():
@@ -142,18 +142,18 @@ def test_refresh_builds_anew_the_reference_of_a_group_that_grew():
     opts = AlignOptions(align_starts=2, align_rounds=3, align_min_particles=5, align_no_wedge=True,
                         align_reassign=False)
     aligned, _ = align_unknown_groups(stack, np.repeat([0, -1, 1], [8, 22, 10]), 10.0, opts)
-    joined = match_references(stack, np.arange(8, 30), aligned[0]["reference"][None], 10.0, opts)[1][:, 0]
+    joined = match_references(stack, np.arange(8, 30), aligned[0].reference[None], 10.0, opts)[1][:, 0]
     refreshed = refresh_groups(stack, aligned, np.repeat([0, 1], [30, 10]), 10.0, opts)
     assert refreshed[1] is aligned[1]  # unchanged
     grown = refreshed[0]
-    assert grown["rows"].tolist() == list(range(30)) and grown["moved_in"] == 22
-    assert grown["rotation"].shape == (30, 3, 3) and not np.allclose(grown["reference"], aligned[0]["reference"])
+    assert grown.rows.tolist() == list(range(30)) and grown.moved_in == 22
+    assert grown.rotation.shape == (30, 3, 3) and not np.allclose(grown.reference, aligned[0].reference)
 
     def error(poses: np.ndarray) -> float:
         return pose_error(poses, true[:30], np.zeros(30, dtype=int))["per_class"]["0"]["median_deg"]
 
     # the 30 at the poses of a reference of 30 against 8 at theirs and 22 against the reference of 8
-    assert error(grown["rotation"]) < error(np.concatenate([aligned[0]["rotation"], joined]))
+    assert error(grown.rotation) < error(np.concatenate([aligned[0].rotation, joined]))
     # a change under REFRESH_FRACTION, or a group left with fewer than align_min_particles, is kept
     few = refresh_groups(stack, refreshed, np.repeat([0, -1, 1], [29, 1, 10]), 10.0, opts)
     assert few[0] is refreshed[0]  # 1 of 29 changed

@@ -14,6 +14,7 @@ from affinitomo.cluster import StageOptions, run_cluster
 from affinitomo.cluster.results import class_numbers
 from affinitomo.errors import InputError
 from affinitomo.io.particles import read_particles, write_particles
+from affinitomo.io.volumes import read_volume
 from synthetic_latents import HELD_OUT, KNOWN, make_blobs, write_inputs
 
 
@@ -158,7 +159,7 @@ def test_bad_inputs_write_nothing(tmp_path, synthetic):
     # stack with the wrong number of rows
     np.save(tmp_path / "in" / "stack.npy", np.zeros((3, 4, 4, 4), np.float32))
     with pytest.raises(InputError, match="subtomograms"):
-        from affinitomo.cluster.averages import open_stack
+        from affinitomo.averaging.averages import open_stack
 
         open_stack(tmp_path / "in" / "stack.npy", len(synthetic.mu))
     _assert_empty(out)
@@ -166,13 +167,16 @@ def test_bad_inputs_write_nothing(tmp_path, synthetic):
 
 def test_cli_cluster(tmp_path, synthetic, capsys):
     paths = write_inputs(tmp_path / "in", synthetic, matrix=False)
-    args = ["cluster", "--latents", str(paths["latents"]), "--embedding", str(paths["embedding"]),
-            "--particles", str(paths["particles"]), "--out", str(tmp_path / "out"), "--truth", str(paths["truth"]),
+    common = ["--latents", str(paths["latents"]), "--particles", str(paths["particles"]), "--out", str(tmp_path / "out")]
+    args = ["cluster", *common, "--embedding", str(paths["embedding"]),
             "--options", '{"method": "kmeans", "n_clusters": 4, "classifier": "logistic", "seed": 3}']
     log = tmp_path / "training.csv"
     log.write_text("epoch,train_total,train_recon,train_kl,train_affinity,beta,gamma\n"
                    "0,3,2,0.5,0.5,1,1\n1,2,1.5,0.3,0.2,1,1\n")
-    assert main(args + ["--training-log", str(log)]) == 0
+    assert main(args) == 0
+    assert main(["average", *common]) == 0
+    assert main(["report", *common, "--embedding", str(paths["embedding"]), "--truth", str(paths["truth"]),
+                 "--training-log", str(log)]) == 0
     assert (tmp_path / "out" / "loss.png").stat().st_size > 0
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["options"]["cluster"]["method"] == "kmeans" and m["options"]["classify"]["classifier"] == "logistic"
@@ -181,8 +185,60 @@ def test_cli_cluster(tmp_path, synthetic, capsys):
     assert "classifierr" in capsys.readouterr().err
 
 
+def test_report_before_average_names_the_missing_step(tmp_path, synthetic, capsys):
+    paths = write_inputs(tmp_path / "in", synthetic, matrix=False)
+    common = ["--latents", str(paths["latents"]), "--particles", str(paths["particles"]), "--out", str(tmp_path / "out"),
+              "--embedding", str(paths["embedding"])]
+    assert main(["average", *common[:-2]]) == 2
+    assert "affinitomo cluster" in capsys.readouterr().err
+    assert main(["cluster", *common]) == 0
+    assert main(["report", *common]) == 2
+    assert "affinitomo average" in capsys.readouterr().err
+
+
+def test_three_clis_chained_give_the_in_process_results(tmp_path, synthetic):
+    """affinitomo cluster -> average -> report write what run_cluster writes in one process: the same
+    particles.star, metrics.json, classes.csv and averages; an alignment option is read by average only."""
+    paths = write_inputs(tmp_path / "in", synthetic)
+    rng = np.random.default_rng(1)
+    n = len(synthetic.mu)
+    stack = tmp_path / "in" / "subtomos.npy"
+    np.save(stack, rng.normal(size=(n, 8, 8, 8)).astype(np.float32))
+    best = np.where(synthetic.table["afmClassName"].to_numpy() != "", synthetic.table["afmClassName"].to_numpy(),
+                    np.asarray(KNOWN, dtype=object)[rng.integers(len(KNOWN), size=n)])
+    match = synthetic.table.assign(afmMatchTemplate=best, rlnAngleRot=rng.uniform(-180, 180, n),
+                                   rlnAngleTilt=rng.uniform(0, 180, n), rlnAnglePsi=rng.uniform(-180, 180, n))
+    write_particles(tmp_path / "in" / "match.star", match)
+    values = {"seed": 2, "align_rounds": 2, "align_starts": 2}
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "one", truth_path=paths["truth"],
+                matrix_path=paths["matrix"], stack_path=stack, match_poses=tmp_path / "in" / "match.star",
+                options=StageOptions.from_dict(values))
+    out = tmp_path / "three"
+    common = ["--latents", str(paths["latents"]), "--particles", str(paths["particles"]), "--out", str(out)]
+    classify_keys = {k: v for k, v in values.items() if not k.startswith("align_")}
+    assert main(["cluster", *common, "--embedding", str(paths["embedding"]), "--matrix", str(paths["matrix"]),
+                 "--options", json.dumps(classify_keys)]) == 0
+    assert main(["average", *common, "--stack", str(stack), "--match-poses", str(tmp_path / "in" / "match.star"),
+                 "--options", json.dumps(values)]) == 0
+    assert main(["report", *common, "--embedding", str(paths["embedding"]), "--matrix", str(paths["matrix"]),
+                 "--truth", str(paths["truth"]), "--stack", str(stack)]) == 0
+    one, three = read_particles(tmp_path / "one" / "particles.star"), read_particles(out / "particles.star")
+    assert list(one.columns) == list(three.columns)
+    pd.testing.assert_frame_equal(one, three)
+    assert (one["afmPoseSource"] == "group").any()
+    for name in ("metrics.json", "classes.csv"):
+        assert (tmp_path / "one" / name).read_text() == (out / name).read_text(), name
+    averages = sorted(p.name for p in (tmp_path / "one" / "averages").glob("*.mrc"))
+    assert averages and averages == sorted(p.name for p in (out / "averages").glob("*.mrc"))
+    for name in averages:  # the voxels (the MRC header holds the time of writing)
+        np.testing.assert_array_equal(read_volume(tmp_path / "one" / "averages" / name)[0],
+                                      read_volume(out / "averages" / name)[0])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["options"]["align"]["align_rounds"] == 2 and metrics["options"]["cluster"]["seed"] == 2
+
+
 def test_known_classes_and_unknown_groups_compete_with_match_poses(tmp_path, synthetic):
-    """With the stack and template matching's poses, cluster.compete runs after the group alignment:
+    """With the stack and template matching's poses, averaging.compete runs after the group alignment:
     whatever moves, labelled particles keep their labels, group poses go with 'unknown' and the
     class table counts every particle."""
     paths = write_inputs(tmp_path / "in", synthetic)

@@ -2,7 +2,7 @@
 
 Where there are no templates (template-free mode) the known classes still have labelled
 particles. Each class's labelled particles are aligned to each other without a reference, as the
-unknown groups are (:func:`affinitomo.cluster.align.build_reference`: random first references,
+unknown groups are (:func:`affinitomo.averaging.align.build_reference`: random first references,
 rounds of matching and averaging, successive halving by score), and their masked average is the
 class's reference. The references are written as MRC maps (``<class>.mrc``, the stack's voxel
 size and box), so the match stage uses them as it uses templates: each particle's best score per
@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from affinitomo.cluster.align import AlignOptions, build_reference
+from affinitomo.averaging.align import AlignOptions, build_reference
 from affinitomo.errors import InputError
 
 log = logging.getLogger(__name__)

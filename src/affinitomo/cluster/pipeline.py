@@ -1,6 +1,16 @@
 """The ``cluster`` stage: latents + embedding + table (+ truth, matrix, model) -> results folder.
 
-With ``classifier_path`` (a ``classifier.npz`` of an earlier run) the known classes are
+Three steps, each with its own entry point, CLI verb and Snakemake rule, so that changing an
+option reruns only the steps after it:
+
+1. classify (:func:`classify_particles`, ``affinitomo cluster``): open-set classification and
+   grouping -> ``cluster/classified.npz``, ``cluster/classified.json``, ``classifier.npz``;
+2. average (:func:`affinitomo.averaging.stage.average_groups`, ``affinitomo average``): 3-D
+   alignment of the groups, final poses -> ``particles.star``, ``classes.csv``, ``averages/``;
+3. report (:func:`affinitomo.cluster.report.write_report`, ``affinitomo report``): metrics,
+   plots, ``run.json``.
+
+:func:`run_cluster` runs the three in one process. With ``classifier_path`` (a ``classifier.npz`` of an earlier run) the known classes are
 predicted by that classifier, not refitted: new tomograms are classified exactly as the first
 run would have classified them. Clusters are always recomputed on the data given (neither
 Louvain nor HDBSCAN places new points in an old clustering), so the ids of ``unknown`` groups
@@ -17,17 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from affinitomo.cluster.align import AlignOptions
+from affinitomo.averaging.align import AlignOptions
 from affinitomo.cluster.classifier_file import NAME as CLASSIFIER_NAME
 from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassifier
 from affinitomo.cluster.features import FeatureSpace
 from affinitomo.cluster.clustering import ClusterOptions, group_particles
-from affinitomo.cluster.run_info import RUN_INFO_NAME
-from affinitomo.cluster.results import (build_table, class_numbers, unknown_group_name, write_class_stars,
-                                        write_classes_csv, write_json, write_plots)
-from affinitomo.embed import Latents, align_to_table, labelled_mask, read_embedding, read_latents
+from affinitomo.embed import labelled_mask, read_embedding
+from affinitomo.io.latents import align_to_table, read_latents
 from affinitomo.errors import InputError
-from affinitomo.umap_file import NAME as UMAP_NAME
 
 log = logging.getLogger(__name__)
 
@@ -140,20 +147,6 @@ def _check_truth_places(table: pd.DataFrame, truth: pd.DataFrame, pos: np.ndarra
                          f"the position of each particle of {particles_path} (within one voxel); {off.size} of "
                          f"{rows.size} particles matched by id lie elsewhere, e.g. afmParticleId {ids[i]} is "
                          f"{apart[i]:.3g} {unit} away (a truth table of other data, or of other coordinates?)")
-
-
-def moved_clusters(clusters: np.ndarray, before: np.ndarray, after: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Cluster ids after known classes and unknown groups competed: a row moved into a group takes the
-    group's id; a row moved into a known class the most common id among that class's other rows."""
-    clusters = np.asarray(clusters, dtype=np.int64).copy()
-    changed = np.asarray(before).astype(str) != np.asarray(after).astype(str)
-    into_group = changed & (after == UNKNOWN)
-    clusters[into_group] = groups[into_group]
-    for name in np.unique(after[changed & (after != UNKNOWN)]):
-        stay = (after == name) & ~changed
-        ids, counts = np.unique(clusters[stay], return_counts=True)
-        clusters[changed & (after == name)] = ids[counts.argmax()] if ids.size else -1
-    return clusters
 
 
 @dataclass
@@ -272,43 +265,27 @@ def _check_file(path: Any, what: str) -> None:
         raise InputError(path, None, f"the {what} file (not found)")
 
 
-def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_path: str | Path,
-                out_dir: str | Path, *, truth_path: str | Path | None = None,
-                matrix_path: str | Path | None = None, training_log: str | Path | None = None,
-                stack_path: str | Path | list[str | Path] | None = None, options: StageOptions | None = None,
-                classifier_path: str | Path | None = None, checkpoint: str | Path | None = None,
-                tomograms: list[str | Path] | None = None,
-                particle_diameter: float | None = None,
-                match_scores: str | Path | list[str | Path] | None = None,
-                match_poses: str | Path | list[str | Path] | None = None,
-                trust_pickle: bool = False) -> dict[str, Any]:
-    """Cluster, classify with an open set, evaluate, and write the results folder. Returns a summary.
+def classify_particles(latents_path: str | Path, embedding_path: str | Path, particles_path: str | Path,
+                       out_dir: str | Path, *, matrix_path: str | Path | None = None,
+                       options: StageOptions | None = None, classifier_path: str | Path | None = None,
+                       match_scores: str | Path | list[str | Path] | None = None,
+                       trust_pickle: bool = False) -> list[Path]:
+    """The classify step: open-set classification and grouping, written to ``out_dir/cluster/``
+    (:mod:`affinitomo.cluster.classified`) and, when a classifier was fitted or given,
+    ``out_dir/classifier.npz``. Returns the files written.
 
     ``match_scores``: ``scores.csv`` of the match stage (one, or one per tomogram): the template
-    scores join the latents as features of the classifier and the clustering. ``match_poses``: the
-    match stage's ``particles.star`` (one, or one per tomogram): poses of known-class particles
-    (:mod:`affinitomo.cluster.poses`). ``trust_pickle``: ``classifier_path`` may be a classifier.pkl
-    of the older pickle format (it is read, and written as classifier.npz).
-    Every input is read and checked (classifier against latents and matrix, checkpoint against
-    latents and stack) before any computation or output.
+    scores join the latents as features of the classifier and the clustering. ``trust_pickle``:
+    ``classifier_path`` may be a classifier.pkl of the older pickle format (it is read, and
+    written as classifier.npz). Every input is read and checked before any output.
     """
-    from affinitomo.cluster.averages import open_stack
+    from affinitomo.cluster.classified import ClassifiedRun, write_classified
     from affinitomo.cluster.classifier_file import load_classifier, save_classifier
-    from affinitomo.cluster.run_info import resolve_tomograms, run_info
-    from affinitomo.evaluate import evaluate, pose_error
-    from affinitomo.geometry import euler_to_matrix, matrix_to_euler
-    from affinitomo.cluster.poses import SOURCES, combine_poses
-    from affinitomo.io.particles import ANGLES, read_particles, write_particles
+    from affinitomo.io.particles import read_particles
 
     options = options or StageOptions(ClusterOptions(), ClassifyOptions())
     out_dir = Path(out_dir)
-    stacks = [stack_path] if isinstance(stack_path, (str, Path)) else stack_path  # one, or one per tomogram
-    for given, name in ((training_log, "training log"), *((s, "subtomogram stack") for s in stacks or []),
-                        (classifier_path, "classifier"), (checkpoint, "checkpoint")):
-        _check_file(given, name)
-    if particle_diameter is not None and not particle_diameter > 0:
-        raise InputError("--particle-diameter", None, f"a positive number (Å), got {particle_diameter}")
-    tomogram_paths = resolve_tomograms(tomograms or [])
+    _check_file(classifier_path, "classifier")
     table = read_particles(particles_path)
     latents = align_to_table(read_latents(latents_path), table, latents_path, particles_path)
     xy = embedding_for(table, embedding_path, particles_path)
@@ -321,11 +298,6 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
         from affinitomo.match.scores import read_scores
 
         scores = read_scores(match_scores, table, particles_path)
-    matched = None
-    if match_poses:
-        from affinitomo.cluster.poses import read_match_poses
-
-        matched = read_match_poses(match_poses, table, particles_path)
     matrix = read_matrix(matrix_path)
     stored = None
     if classifier_path is not None:
@@ -333,15 +305,6 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
                                  matrix_names=None if matrix is None else matrix[0], matrix_path=matrix_path,
                                  trust_pickle=trust_pickle)
         stored["path"] = Path(classifier_path).resolve()
-    stack = open_stack(stack_path, len(table)) if stack_path is not None else None
-    model, ckpt = None, None
-    if checkpoint is not None:  # checked whenever given; decoder plots need the stack too
-        from affinitomo.cluster.decoded import load_checked_model
-
-        model, ckpt = load_checked_model(checkpoint, latents.mu.shape[1], latents.pose.shape[1],
-                                         None if stack is None else stack.shape[1])
-        if stack is None:
-            model = None
     labelled = labelled_mask(table)
     labels = table["afmClassName"].fillna("").astype(str).str.strip().to_numpy()
     known = None if stored else known_class_order(labels[labelled], None if matrix is None else matrix[0],
@@ -353,186 +316,55 @@ def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_
     points = cl.features if options.cluster.space == "latent" else xy
     unknown = cl.assigned == UNKNOWN
     clusters, cluster_info = group_particles(points, unknown, options.cluster, len(cl.known))
-    n = len(table)
-    n_unknown = int(np.sum(unknown))
-    log.info("%d of %d particles unknown (threshold %s)", n_unknown, n, cl.calibration.get("threshold"))
-
-    px = pd.to_numeric(table["afmPixelSize"], errors="coerce").to_numpy(float) if "afmPixelSize" in table else None
-    voxel = float(np.nanmedian(px)) if px is not None and np.isfinite(px).any() else None
-    use_stack = stack is not None and (options.align.align_unknown or options.align.align_regroup)
-    if use_stack and voxel is None:
-        log.warning("no afmPixelSize in %s: the unknown groups are neither regrouped nor aligned (model's poses)",
-                    particles_path)
-    use_stack = use_stack and voxel is not None
-    if use_stack:
-        from affinitomo.similarity.score import default_device
-
-        device = str(default_device())
-    if use_stack and options.align.align_regroup and options.cluster.unknown == "separate":
-        from affinitomo.cluster.clustering import cluster_counts, with_unknown_groups
-        from affinitomo.cluster.regroup import regroup_unknown
-
-        regrouped, cluster_info["regroup"] = regroup_unknown(stack, points, unknown, voxel, options.cluster,
-                                                             options.align, device)
-        if regrouped is not None:
-            clusters = with_unknown_groups(clusters, unknown, regrouped)
-            cluster_info.update(cluster_counts(clusters))
-
-    aligned = {}
-    if use_stack and options.align.align_unknown:
-        from affinitomo.cluster.align import align_unknown_groups
-
-        aligned, groups = align_unknown_groups(stack, np.where(unknown, clusters, -1), voxel, options.align, device)
-        clusters = np.where(unknown, groups, clusters)
-    competed = None
-    if aligned and matched is not None and options.align.align_compete:
-        from affinitomo.cluster.compete import class_references, compete
-
-        references = class_references(stack, labels, labelled, matched.template, matched.rotation, voxel,
-                                      options.align)
-        competed = compete(stack, cl.assigned, groups, labelled, references, aligned, matched.template, voxel,
-                           options.align, UNKNOWN, device)
-        clusters = moved_clusters(clusters, cl.assigned, competed.assigned, competed.groups)
-        cl.assigned = competed.assigned.astype(str)
-        unknown = cl.assigned == UNKNOWN
-        cluster_info["compete"] = competed.counts
-    numbers, classes = class_numbers(cl.known, cl.assigned, clusters, cl.trained)
-    rotation, pose_source = combine_poses(cl.assigned, cl.trained, latents.rotation, matched,
-                                          table[ANGLES].to_numpy(float))
-    if aligned:
-        if rotation is None:
-            rotation = euler_to_matrix(*table[ANGLES].to_numpy(float).T)
-        for group in aligned.values():
-            stays = unknown[group["rows"]]  # not moved into a known class
-            rotation[group["rows"][stays]] = group["rotation"][stays]
-            pose_source[group["rows"][stays]] = "group"
-        if competed is not None:
-            rotation[competed.into_groups] = competed.rotation
-            pose_source[competed.into_groups] = "group"
-        if competed is not None and options.align.align_refresh:
-            from affinitomo.cluster.align import refresh_groups
-
-            refreshed = refresh_groups(stack, aligned, competed.groups, voxel, options.align, device)
-            for g, group in refreshed.items():
-                if group is not aligned[g]:  # rebuilt: its rows are all in the group now
-                    rotation[group["rows"]] = group["rotation"]
-            aligned = refreshed
-    angles = None
-    if rotation is not None:  # rows whose pose is the input's keep its angles as given
-        angles = table[ANGLES].to_numpy(float).copy()
-        posed = pose_source != "input"
-        angles[posed] = matrix_to_euler(rotation[posed])
-    results = build_table(table, assigned=cl.assigned, numbers=numbers, clusters=clusters,
-                          confidence=cl.confidence, distance=cl.distance, umap_xy=xy, labelled=labelled,
-                          angles=angles)
-    results["afmPoseSource"] = pose_source.astype(str)
-
-    metrics = None
-    truth_names = None
-    if truth_path is not None:
-        truth = truth_for(table, truth_path, particles_path)
-        truth_names = truth["afmClassName"].to_numpy().astype(str)
-        ev = (~labelled) & (truth_names != "")
-        if not ev.any():
-            raise InputError(truth_path, "afmClassName", "true classes for at least one unlabelled particle")
-        metrics = evaluate(truth_names[ev], cl.assigned[ev], numbers[ev], clusters[ev], cl.trained,
-                           points=points[ev], seed=options.cluster.seed)
-        metrics["n_labelled"] = int(labelled.sum())
-        metrics["open_set"] = cl.calibration
-        metrics["clustering"] = cluster_info
-        metrics["alignment"] = {unknown_group_name(g): {"n": int(a["rows"].size), "mean_score": a["score"],
-                                                        "moved_in": a["moved_in"]} for g, a in aligned.items()}
-        metrics["options"] = {"cluster": asdict(options.cluster), "classify": asdict(cl.classifier.options)
-                              if cl.classifier is not None else asdict(options.classify),
-                              "align": asdict(options.align)}
-        if rotation is not None and all(c in truth.columns for c in ("rlnAngleRot", "rlnAngleTilt",
-                                                                                "rlnAnglePsi")):
-            true_rot = euler_to_matrix(*(truth[c].to_numpy(float) for c in ("rlnAngleRot", "rlnAngleTilt",
-                                                                              "rlnAnglePsi")))
-            ok = ev & np.all(np.isfinite(true_rot.reshape(n, -1)), axis=1)
-            metrics["pose_error"] = pose_error(rotation[ok], true_rot[ok], truth_names[ok])
-            metrics["pose_error"]["sources"] = {s: int(np.sum(pose_source[ok] == s)) for s in SOURCES}
-        log.info("f1_macro=%s ari=%.3f nmi=%.3f on %d held-out particles", metrics["f1_macro"], metrics["ari"],
-                 metrics["nmi"], int(ev.sum()))
-    prior = None
-    if matrix is not None:
-        if truth_names is not None:
-            prior = latent_prior(latents.mu, truth_names, matrix, "true classes, all particles")
-        else:
-            prior = latent_prior(latents.mu, cl.assigned.astype(str), matrix, "assigned known classes")
-        if metrics is not None:
-            metrics["prior_spearman"] = prior["rho"]
-            metrics["prior_spearman_basis"] = prior["basis"]
-        log.info("prior vs latent class similarity: Spearman rho %s (%s)", prior["rho"], prior["basis"])
-    decoded = _decoded_views(model, ckpt, stack, latents, numbers, classes, options.cluster.seed) \
-        if model is not None else None
-
-    # Everything is computed; now write (each file atomically).
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [write_particles(out_dir / "particles.star", results)]
-    written += write_class_stars(out_dir, results, classes)
-    written.append(write_classes_csv(out_dir / "classes.csv", classes))
-    if metrics is not None:
-        written.append(write_json(out_dir / "metrics.json", metrics))
-    classifier_out = None
+    log.info("%d of %d particles unknown (threshold %s)", int(np.sum(unknown)), len(table),
+             cl.calibration.get("threshold"))
+    run = ClassifiedRun(cl.assigned, clusters, cl.confidence, cl.distance, points, xy, cl.known, cl.trained,
+                        cl.calibration, cluster_info,
+                        {"cluster": asdict(options.cluster),
+                         "classify": asdict(cl.classifier.options if cl.classifier is not None else options.classify)},
+                        cl.classifier is not None)
+    written = write_classified(out_dir, table["afmParticleId"].to_numpy(np.int64), run)
     if cl.classifier is not None:
-        classifier_out = save_classifier(out_dir / CLASSIFIER_NAME, cl.classifier, cl.known, cl.trained,
-                                         latents.mu.shape[1], cl.space)
-        written.append(classifier_out)
-    written += write_plots(out_dir, results, metrics, Path(training_log) if training_log else None,
-                           truth_names=np.where(truth_names == "", "(no truth)", truth_names)
-                           if truth_names is not None else None)
-    if prior is not None:
-        from affinitomo.plots.latent_similarity import plot_latent_similarity
-
-        written.append(plot_latent_similarity(out_dir / "latent_similarity.png", prior["names"], prior["matrix"],
-                                              prior["cosine"], prior["rho"], prior["basis"]))
-    if decoded is not None:
-        written += _write_decoded(out_dir, decoded)
-    if stack is not None:
-        from affinitomo.cluster.averages import write_averages
-
-        written += write_averages(out_dir, stack_path, numbers, dict(zip(classes["number"], classes["name"])),
-                                  rotation, voxel)
-    info = run_info(table, out_dir=out_dir, tomograms=tomogram_paths, particles=particles_path,
-                    latents=latents_path, embedding=embedding_path, stack=stack_path, checkpoint=checkpoint,
-                    classifier=classifier_out, umap=Path(embedding_path).parent / UMAP_NAME, matrix=matrix_path,
-                    particle_diameter=particle_diameter)
-    written.append(write_json(out_dir / RUN_INFO_NAME, info))
-    log.info("wrote %d files to %s", len(written), out_dir)
-    return {"n_particles": n, "n_unknown": n_unknown, "classes": classes, "metrics": metrics,
-            "files": written}
+        written.append(save_classifier(out_dir / CLASSIFIER_NAME, cl.classifier, cl.known, cl.trained,
+                                       latents.mu.shape[1], cl.space))
+    return written
 
 
-def _decoded_views(model: Any, ckpt: dict, stack: np.ndarray, latents: Latents, numbers: np.ndarray,
-                   classes: pd.DataFrame, seed: int) -> dict[str, Any] | None:
-    """Reconstructions of a few particles per group and traversals around the largest group."""
-    from affinitomo.cluster.decoded import pick_examples, reconstruct_rows, traversals
-    from affinitomo.cluster.results import group_names
+def run_cluster(latents_path: str | Path, embedding_path: str | Path, particles_path: str | Path,
+                out_dir: str | Path, *, truth_path: str | Path | None = None,
+                matrix_path: str | Path | None = None, training_log: str | Path | None = None,
+                stack_path: str | Path | list[str | Path] | None = None, options: StageOptions | None = None,
+                classifier_path: str | Path | None = None, checkpoint: str | Path | None = None,
+                tomograms: list[str | Path] | None = None,
+                particle_diameter: float | None = None,
+                match_scores: str | Path | list[str | Path] | None = None,
+                match_poses: str | Path | list[str | Path] | None = None,
+                trust_pickle: bool = False) -> dict[str, Any]:
+    """The three steps of the stage in one process: :func:`classify_particles` (``affinitomo cluster``),
+    :func:`affinitomo.averaging.stage.average_groups` (``affinitomo average``) and
+    :func:`affinitomo.cluster.report.write_report` (``affinitomo report``), with the files of each.
 
-    examples = pick_examples(numbers, seed=seed)
-    if not examples:
-        log.info("no numbered groups: no reconstructions or traversals")
-        return None
-    names = group_names(np.array(list(examples)), classes)
-    normalise = ckpt["train_config"].normalise
-    groups = []
-    for name, rows in zip(names, examples.values()):
-        inputs, recons = reconstruct_rows(model, stack, rows, normalise)
-        groups.append((str(name), inputs, recons))
-    counts = {g: int(np.sum(numbers == g)) for g in examples}
-    largest = max(counts, key=counts.get)
-    trav = traversals(model, latents.mu, latents.pose, np.flatnonzero(numbers == largest))
-    trav["anchor"] = str(group_names(np.array([largest]), classes)[0])
-    return {"groups": groups, "traversals": trav}
+    Returns a summary (``n_particles``, ``n_unknown``, ``classes``, ``metrics`` (None without truth),
+    ``files``). ``match_poses``: the match stage's ``particles.star`` (one, or one per tomogram):
+    poses of known-class particles (:mod:`affinitomo.averaging.poses`); the other arguments as the
+    steps'. Every input of every step is read and checked before any output.
+    """
+    from affinitomo.averaging.stage import average_groups, check_average_inputs
+    from affinitomo.cluster.report import check_report_inputs, write_report
 
-
-def _write_decoded(out_dir: Path, decoded: dict[str, Any]) -> list[Path]:
-    from affinitomo.plots.reconstructions import plot_reconstructions
-    from affinitomo.plots.traversals import plot_traversals
-
-    trav = decoded["traversals"]
-    return [plot_reconstructions(out_dir / "reconstructions.png", decoded["groups"]),
-            plot_traversals(out_dir / "traversals.png", trav["volumes"], trav["rows"], trav["offsets"],
-                            title=f"Latent traversals around the mean latent of '{trav['anchor']}' "
-                                  f"(central z slice)")]
+    options = options or StageOptions(ClusterOptions(), ClassifyOptions())
+    check_average_inputs(particles_path, stack_path, match_poses)
+    check_report_inputs(particles_path, truth_path=truth_path, training_log=training_log, stack_path=stack_path,
+                        checkpoint=checkpoint, latents_path=latents_path, tomograms=tomograms,
+                        particle_diameter=particle_diameter)
+    written = classify_particles(latents_path, embedding_path, particles_path, out_dir, matrix_path=matrix_path,
+                                 options=options, classifier_path=classifier_path, match_scores=match_scores,
+                                 trust_pickle=trust_pickle)
+    written += average_groups(latents_path, particles_path, out_dir, stack_path=stack_path, match_poses=match_poses,
+                              options=options.align)
+    summary = write_report(latents_path, embedding_path, particles_path, out_dir, truth_path=truth_path,
+                           matrix_path=matrix_path, training_log=training_log, stack_path=stack_path,
+                           checkpoint=checkpoint, tomograms=tomograms, particle_diameter=particle_diameter)
+    summary["files"] = written + summary["files"]
+    log.info("wrote %d files to %s", len(summary["files"]), out_dir)
+    return summary

@@ -10,7 +10,7 @@ classification, the references come from the data:
 1. the unknown particles are over-split: Louvain at ``align_regroup_resolution`` (default 1.0,
    twice the grouping's 0.5) on the same features gives smaller and purer subgroups;
 2. each of the largest ``align_regroup_references`` subgroups of at least ``align_min_particles``
-   is aligned to itself (:func:`affinitomo.cluster.align.build_reference`, one random start,
+   is aligned to itself (:func:`affinitomo.averaging.align.build_reference`, one random start,
    ``align_rounds`` rounds): one reference per subgroup;
 3. every unknown particle is matched against every reference (the match stage's rotation
    search with the missing wedge): a vector of scores, the unseen molecules' counterpart of the
@@ -26,7 +26,7 @@ give the poses and the reassignment, are masked.
 Two subgroups of one molecule give similar references, so their scores agree and the final
 clustering joins them again; subgroups of different molecules give references that separate
 them. Measured on the SHREC-like set (``benchmarks/bench_shrec.py``), SNR 0.1, 3 splits, with
-:mod:`affinitomo.cluster.align`'s reassignment after it: 12 of 12 unseen molecules got a group > 80 %
+:mod:`affinitomo.averaging.align`'s reassignment after it: 12 of 12 unseen molecules got a group > 80 %
 pure holding most of them (7 of 12 without), group ARI 0.94 (0.75 without). Cost: one reference per
 subgroup (~20 s for ~70 particles) and one match of every unknown particle against every reference
 (~100 s for 400 particles x 6 references) on 2 cores. Figures: docs/benchmarks.md, "How the cluster
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from affinitomo.cluster.align import AlignOptions, build_reference, match_references
+from affinitomo.averaging.align import AlignOptions, build_reference, match_references
 from affinitomo.cluster.clustering import ClusterOptions, cluster_points, standardize_columns
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ reference from a random subset of that size. Then:
   made again from its members (``align_reassign``, ``align_reassign_rounds``, :func:`group_reference`);
   optionally by cross-validated half references (``align_reassign_halves``, off by default,
   :func:`cross_validated_choice`);
-- after the competition with the known classes (:mod:`affinitomo.cluster.compete`), a group whose
+- after the competition with the known classes (:mod:`affinitomo.averaging.compete`), a group whose
   members changed by at least ``REFRESH_FRACTION`` gets its reference built anew (``align_refresh``,
   :func:`refresh_groups`).
 
@@ -80,7 +80,7 @@ class AlignOptions:
     align_reassign: bool = True  # each member of an aligned group goes to the group whose reference it matches best
     align_reassign_rounds: int = 5  # at most this many reassignments, each with references made again; until none moves
     align_reassign_halves: bool = False  # reassign by cross-validated half references (cross_validated_choice)
-    align_compete: bool = True  # known classes' averages and unknown groups' references compete (cluster.compete)
+    align_compete: bool = True  # known classes' averages and unknown groups' references compete (averaging.compete)
     align_refresh: bool = True  # after the competition, a group whose members changed: reference built anew (refresh_groups)
     align_regroup: bool = True  # regroup the unknown particles by scores against their subgroups' references
     align_regroup_resolution: float = 1.0  # Louvain resolution of the over-split that makes those references
@@ -116,6 +116,17 @@ class AlignOptions:
 
         wedge = None if self.align_no_wedge else tuple(self.align_wedge or (-60.0, 60.0))
         return SearchOptions(resolution=float(self.align_resolution), wedge=wedge, pose_mean=self.align_pose_mean)
+
+
+@dataclass
+class AlignedGroup:
+    """One unknown group aligned to itself: its members, their poses against its reference, and the reference."""
+
+    rows: np.ndarray  # stack rows of the members, increasing
+    rotation: np.ndarray  # (len(rows), 3, 3) each member's pose against the reference
+    score: float  # the members' mean score against the reference
+    reference: np.ndarray  # the group's (masked) reference volume
+    moved_in: int  # members that came from another group (reassignment, competition)
 
 
 def _as_reference(volume: np.ndarray) -> np.ndarray:
@@ -169,7 +180,7 @@ def masked_reference(volume: np.ndarray, voxel_size: float, options: AlignOption
 
 def average_in_frame(volumes: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     """Mean of the volumes each turned by the inverse of its pose (into the reference's frame)."""
-    from affinitomo.cluster.averages import class_averages
+    from affinitomo.averaging.averages import class_averages
 
     return class_averages(volumes, np.ones(len(volumes), dtype=np.int64), rotations)[1][0]
 
@@ -322,7 +333,7 @@ def cross_validated_choice(stack: Any, rows: np.ndarray, groups: np.ndarray, rot
 
 
 def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, options: AlignOptions,
-                         device: str = "cpu") -> tuple[dict[int, dict[str, Any]], np.ndarray]:
+                         device: str = "cpu") -> tuple[dict[int, AlignedGroup], np.ndarray]:
     """Align every group (``groups``: an id per stack row, -1 for rows of no unknown group) of at
     least ``align_min_particles`` members; with ``align_reassign`` each of their members then goes
     to the group whose reference it matches best, at that match's pose, in up to
@@ -334,8 +345,7 @@ def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, opti
     (:func:`match_own_groups`): a round then costs about one matching and 1/G of another
     (G groups), against one matching.
 
-    Returns (per group id: ``rows`` (stack rows), ``rotation`` (per row), ``score`` (mean),
-    ``reference`` and ``moved_in``; the groups after reassignment).
+    Returns (per group id its :class:`AlignedGroup`; the groups after reassignment).
     """
     from affinitomo.progress import progress_bar
 
@@ -384,19 +394,19 @@ def align_unknown_groups(stack: Any, groups: np.ndarray, voxel_size: float, opti
                  moved, rows.size)
     out_groups = groups.copy()
     out_groups[rows] = np.asarray(ids)[best]
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, AlignedGroup] = {}
     for i, g in enumerate(ids):
         mine = best == i
         if mine.any():
-            out[g] = {"rows": rows[mine], "rotation": rotations[mine, i], "score": float(scores[mine, i].mean()),
-                      "reference": references[i], "moved_in": int(np.sum(mine & (own != i)))}
+            out[g] = AlignedGroup(rows[mine], rotations[mine, i], float(scores[mine, i].mean()), references[i],
+                                  int(np.sum(mine & (own != i))))
     return out, out_groups
 
 
-def refresh_groups(stack: Any, aligned: dict[int, dict[str, Any]], groups: np.ndarray, voxel_size: float,
-                   options: AlignOptions, device: str = "cpu") -> dict[int, dict[str, Any]]:
+def refresh_groups(stack: Any, aligned: dict[int, AlignedGroup], groups: np.ndarray, voxel_size: float,
+                   options: AlignOptions, device: str = "cpu") -> dict[int, AlignedGroup]:
     """:func:`align_unknown_groups`'s groups after their members changed (the competition with the known
-    classes, :mod:`affinitomo.cluster.compete`; ``groups``: the group id per stack row, -1 elsewhere).
+    classes, :mod:`affinitomo.averaging.compete`; ``groups``: the group id per stack row, -1 elsewhere).
 
     A group whose members changed by at least ``REFRESH_FRACTION`` of its size (joined plus left)
     gets a reference built anew from its members now (:func:`build_reference`, random starts) and
@@ -411,14 +421,14 @@ def refresh_groups(stack: Any, aligned: dict[int, dict[str, Any]], groups: np.nd
     out = dict(aligned)
     for g, group in aligned.items():
         rows = np.flatnonzero(groups == g)
-        changed = np.setxor1d(rows, group["rows"]).size
+        changed = np.setxor1d(rows, group.rows).size
         if rows.size < options.align_min_particles or changed < REFRESH_FRACTION * rows.size:
             continue
         reference, _ = build_reference(np.asarray(stack[rows], dtype=np.float32), voxel_size, options, device=device)
         scores, rotations = match_references(stack, rows, reference[None], voxel_size, options, device)
         log.info("unknown group %d: %d members after the competition (%d before, %d changed); reference built "
-                 "anew, mean score %.3f -> %.3f", g, rows.size, group["rows"].size, changed, float(group["score"]),
+                 "anew, mean score %.3f -> %.3f", g, rows.size, group.rows.size, changed, float(group.score),
                  float(scores[:, 0].mean()))
-        out[g] = {**group, "rows": rows, "rotation": rotations[:, 0], "score": float(scores[:, 0].mean()),
-                  "reference": reference, "moved_in": int(group["moved_in"] + np.sum(~np.isin(rows, group["rows"])))}
+        out[g] = AlignedGroup(rows, rotations[:, 0], float(scores[:, 0].mean()), reference,
+                              int(group.moved_in + np.sum(~np.isin(rows, group.rows))))
     return out

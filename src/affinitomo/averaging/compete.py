@@ -8,7 +8,7 @@ them apart, as in multi-reference classification:
 
 - each known class gets a reference from the data: the average of its labelled particles whose
   best template is their class, at template matching's poses (so in the template's frame),
-  masked as the unknown groups' references (:func:`affinitomo.cluster.align.masked_reference`);
+  masked as the unknown groups' references (:func:`affinitomo.averaging.align.masked_reference`);
 - every unlabelled particle assigned a known class (with a reference) is matched against its
   class's reference and every aligned unknown group's reference; every unlabelled member of an
   aligned group against its group's reference and the reference of its best template's class;
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from affinitomo.cluster.align import AlignOptions, group_reference, match_references
+from affinitomo.averaging.align import AlignedGroup, AlignOptions, group_reference, match_references
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def class_references(stack: Any, labels: np.ndarray, labelled: np.ndarray, best_
 
 
 def compete(stack: Any, assigned: np.ndarray, groups: np.ndarray, labelled: np.ndarray,
-            references: dict[str, np.ndarray], aligned: dict[int, dict[str, Any]], best_template: np.ndarray,
+            references: dict[str, np.ndarray], aligned: dict[int, AlignedGroup], best_template: np.ndarray,
             voxel_size: float, options: AlignOptions, unknown_name: str, device: str = "cpu") -> Competed:
     """Move unlabelled particles between known classes and aligned unknown groups (module docstring).
 
@@ -80,7 +80,7 @@ def compete(stack: Any, assigned: np.ndarray, groups: np.ndarray, labelled: np.n
     counts = {"to_groups": 0, "to_classes": 0}
     if not ids or not references:
         return Competed(assigned, groups, np.zeros(0, dtype=np.int64), np.zeros((0, 3, 3)), counts)
-    group_refs = np.stack([aligned[g]["reference"] for g in ids])
+    group_refs = np.stack([aligned[g].reference for g in ids])
     new_assigned, new_groups = assigned.copy(), groups.copy()
     for name, reference in references.items():
         rows = np.flatnonzero(~labelled & (assigned == name))

@@ -10,7 +10,7 @@ particles of such a class keep the model's pose, turned into the template's fram
 single global rotation (geodesic median over the particles that have both poses), so that one
 class shares one frame. Particles called 'unknown' keep the model's pose. Without a model pose
 (CNN decoder) they keep the input table's angles. Members of unknown groups are then aligned
-within their group (:mod:`affinitomo.cluster.align`). ``afmPoseSource`` says which: match, model,
+within their group (:mod:`affinitomo.averaging.align`). ``afmPoseSource`` says which: match, model,
 group or input.
 """
 
@@ -28,7 +28,7 @@ from affinitomo.geometry import euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles
 
 TEMPLATE = "afmMatchTemplate"
-SOURCES = ("match", "model", "group", "input")  # group: aligned within its unknown group (cluster.align)
+SOURCES = ("match", "model", "group", "input")  # group: aligned within its unknown group (averaging.align)
 
 
 @dataclass

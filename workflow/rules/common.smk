@@ -46,7 +46,82 @@ APPLY = Path(config["apply"]["from"]) if config["apply"]["from"] else None  # an
 
 def use_demo() -> bool:
     """True when the run uses the embedded demo: neither particles nor tomograms of the lab's own."""
-    return config["data"]["particles"] is None and not config["data"]["tomograms"]
+    return (config["data"]["particles"] is None and not config["data"]["tomograms"] and not use_subtomograms()
+            and not use_copick())
+
+
+def use_subtomograms() -> bool:
+    """Subtomograms extracted elsewhere (config data.subtomograms) stand in for particles + tomograms:
+    the import_subtomograms rule writes results/extract/<pseudo-tomogram>/ in place of extraction."""
+    if config["data"]["subtomograms"] is None:
+        return False
+    clash = [f"data.{k}" for k in ("particles", "tomograms") if config["data"][k]]
+    clash += ["pick.enabled"] if config["pick"]["enabled"] else []
+    clash += ["copick.config"] if config.get("copick", {}).get("config") else []
+    if clash:
+        raise ValueError(f"config.yaml: data.subtomograms: in place of {' and '.join(clash)} (extracted "
+                         "subtomograms need neither tomograms nor particles); set one or the other")
+    return True
+
+
+_PSEUDO_TOMOGRAMS: dict[str, list[str]] = {}
+
+
+def subtomogram_names() -> list[str]:
+    """The pseudo-tomograms of config data.subtomograms (rlnTomoName, else the STAR's stem or the folder's name)."""
+    from affinitomo.subtomogram_import import pseudo_tomograms
+
+    source = config["data"]["subtomograms"]
+    if source not in _PSEUDO_TOMOGRAMS:
+        try:
+            _PSEUDO_TOMOGRAMS[source] = pseudo_tomograms(source)
+        except InputError as exc:
+            raise ValueError(f"config.yaml: data.subtomograms: {exc}") from None
+    return _PSEUDO_TOMOGRAMS[source]
+
+
+def use_copick() -> bool:
+    """Particles and tomograms come from a copick project (config copick.config; rule copick_import)."""
+    if config["copick"]["config"] is None:
+        return False
+    clash = [f"data.{k}" for k in ("particles", "tomograms", "subtomograms") if config["data"].get(k)]
+    clash += ["pick.enabled"] if config["pick"]["enabled"] else []
+    if clash:
+        raise ValueError(f"config.yaml: copick.config: in place of {' and '.join(clash)} (the project gives the "
+                         "particles and the tomograms); set one or the other")
+    if config["copick"]["voxel_spacing"] is None:
+        raise ValueError("config.yaml: copick.voxel_spacing: the voxel spacing (Å) of the project's tomograms to use")
+    return True
+
+
+_COPICK_RUNS: list[str] = []
+
+
+def copick_runs() -> list[str]:
+    """The copick runs read (those with picks of copick.objects), checked against the project once."""
+    from affinitomo.io.copick_project import plan_import
+
+    if not _COPICK_RUNS:
+        c = config["copick"]
+        try:
+            plan = plan_import(c["config"], objects=c["objects"] or None, user_id=c["user_id"],
+                               session_id=c["session_id"], runs=c["runs"] or None,
+                               voxel_spacing=c["voxel_spacing"], tomo_type=c["tomo_type"])
+        except InputError as exc:
+            raise ValueError(f"config.yaml: copick: {exc}") from None
+        _COPICK_RUNS.extend(plan.runs)
+    return list(_COPICK_RUNS)
+
+
+def copick_import_flags() -> str:
+    """`affinitomo copick import` options from config copick (the runs as checked when parsed)."""
+    c = config["copick"]
+    flags = [f"--config {c['config']}", "--runs " + " ".join(copick_runs()),
+             f"--voxel-spacing {c['voxel_spacing']}", f"--tomo-type {c['tomo_type']}"]
+    if c["objects"]:
+        flags.append("--object " + " ".join(c["objects"]))
+    flags += [f"--{key} {c[key + '_id']}" for key in ("user", "session") if c[key + "_id"] is not None]
+    return " ".join(flags)
 
 
 def demo_tomograms() -> list[str]:
@@ -77,7 +152,12 @@ def cli_flag(key: str, value) -> str:
 
 
 def tomogram_files() -> dict[str, str]:
-    """Tomogram name (file stem) -> file: the demo's, or config data.tomograms (files or folders)."""
+    """Tomogram name (file stem) -> file: the demo's, or config data.tomograms (files or folders);
+    none with data.subtomograms."""
+    if use_subtomograms():
+        return {}
+    if use_copick():  # tomogram references, written by the copick_import rule
+        return {name: str(RESULTS / "copick" / "tomograms" / f"{name}.copick") for name in copick_runs()}
     if use_demo():
         return {Path(p).stem: p for p in demo_tomograms()}
     given = config["data"]["tomograms"]
@@ -95,7 +175,8 @@ def tomograms() -> list[str]:
 
 
 def tomogram_names() -> list[str]:
-    return list(tomogram_files())
+    """The {tomo} wildcard's values: tomogram names, or the pseudo-tomograms of data.subtomograms."""
+    return subtomogram_names() if use_subtomograms() else list(tomogram_files())
 
 
 def tomogram_constraint() -> str:
@@ -115,6 +196,8 @@ def use_picking() -> bool:
 
 
 def particles_table() -> str:
+    if use_copick():
+        return str(RESULTS / "copick" / "particles.star")
     if use_demo():
         return str(DEMO / "particles.star")
     if config["data"]["particles"] is None:
@@ -239,10 +322,16 @@ def options(section: str) -> str:
     return json.dumps(config[section], sort_keys=True)
 
 
-def cluster_options() -> str:
+def cluster_options(step: str = "all") -> str:
     """config cluster as JSON, with the imaging's tilt range as the alignment's missing wedge unless given,
     and in template-free mode ``known_from: scores`` and ``latents: false`` unless given (README,
-    "Template-free mode")."""
+    "Template-free mode"). ``step``: "classify" leaves out the align_* keys (read by `affinitomo average`
+    only), "average" keeps only them and seed, so that an option reruns only the steps that read it."""
+    if step != "all":
+        values = json.loads(cluster_options())
+        keep = (lambda k: not k.startswith("align_")) if step == "classify" else (
+            lambda k: k.startswith("align_") or k == "seed")
+        return json.dumps({k: v for k, v in values.items() if keep(k)}, sort_keys=True)
     values = dict(config["cluster"])
     if use_references() and use_matching():  # template-free: the class of the best-matching class reference,
         values.setdefault("known_from", "scores")  # on the references' scores alone (docs/benchmarks.md, "Ablation")
@@ -306,6 +395,8 @@ def final_outputs() -> list[str]:
         outs.append(RESULTS / "similarity.png")
     if truth_table() is not None:
         outs.append(RESULTS / "metrics.json")
+    if use_copick() and config["copick"]["export"]:
+        outs.append(RESULTS / "copick" / "export.json")
     return [str(p) for p in outs]
 
 

@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "pick": "Pick particles in tomograms without a reference (band-pass + difference of Gaussians).",
     "simulate": "Simulate a demo or template-based data set: tomograms, ground truth, templates.",
     "extract": "Extract subtomograms at particle coordinates into a memory-mappable stack.",
+    "import-subtomograms": "Import subtomograms extracted elsewhere (RELION STAR or a folder of MRC files) as a stack.",
     "similarity": "Compute a protein-similarity matrix from templates, or validate a given CSV.",
     "references": "Build one reference per known class from its labelled particles (no template needed).",
     "match": "Classify particles by template matching (baseline): best template, score and pose.",
@@ -32,9 +33,12 @@ VERBS: dict[str, str] = {
     "train": "Train an Affinity-VAE on labelled subtomograms and a similarity matrix.",
     "encode": "Encode every subtomogram with a trained model: latent means, variances, poses.",
     "embed": "Fit (or apply) a UMAP embedding of the latents.",
-    "cluster": "Cluster latents, classify known classes with an open-set 'unknown', write results.",
+    "cluster": "Classify known classes with an open-set 'unknown' and group the particles (results/cluster/).",
+    "average": "Align the groups of 'cluster' in 3-D: final poses, particles.star and the class averages.",
+    "report": "Metrics, plots and run.json of a results folder of 'cluster' and 'average'.",
     "apply": "Classify new tomograms with a trained run's model, UMAP and classifier (no retraining).",
     "view": "Open a results folder in napari.",
+    "copick": "Read particles and tomograms from a copick project (import), or write results back as picks (export).",
 }
 
 
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         parser.print_help()
         return 0 if args.verb is None and not argv else 2
-    module = importlib.import_module(f"affinitomo.cli.{verb}")
+    module = importlib.import_module(f"affinitomo.cli.{verb.replace('-', '_')}")
     verb_parser = argparse.ArgumentParser(prog=f"affinitomo {verb}", description=VERBS[verb])
     verb_parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.add_arguments(verb_parser)

@@ -35,8 +35,8 @@ def one(n: int, latent_dim: int, method: str, seed: int = 0) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     from affinitomo.cluster.classify import ClassifyOptions, OpenSetClassifier
-    from affinitomo.cluster.clustering import ClusterOptions, cluster_points
     from affinitomo.embed import EmbedOptions, choose_fit_rows, fit_embedding
+    from affinitomo.grouping import ClusterOptions, cluster_points
 
     rng = np.random.default_rng(seed)
     k = 12

@@ -25,7 +25,8 @@ import pandas as pd
 from affinitomo.evaluate import per_class_scores, pose_error
 from affinitomo.geometry import angular_distance, euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles
-from affinitomo.match import MatchOptions, SearchOptions, match_particles
+from affinitomo.match import MatchOptions, match_particles
+from affinitomo.search.stack import SearchOptions
 
 ASYMMETRIC = ("l_short", "l_long", "globule")
 

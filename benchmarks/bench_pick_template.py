@@ -28,9 +28,9 @@ import mrcfile
 import numpy as np
 import pandas as pd
 
+from affinitomo.density.templates import load_templates
 from affinitomo.geometry import random_matrices, rotate_volume
 from affinitomo.io.particles import read_particles
-from affinitomo.match.templates import load_templates
 from affinitomo.pick.evaluate import match_picks
 
 

@@ -37,19 +37,20 @@ from pathlib import Path
 
 import numpy as np
 
-from affinitomo.encode import encode_stack, load_model
+from affinitomo.encode import encode_stack
 from affinitomo.errors import InputError
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import angular_distance, euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles
+from affinitomo.io.similarity import write_similarity
+from affinitomo.io.stacks import SubtomoStack
+from affinitomo.model.loading import load_model
 from affinitomo.model.refine import REFINE_STEPS
-from affinitomo.similarity.matrix_io import write_similarity
+from affinitomo.model.train_config import config_from_dict
 from affinitomo.simulate.imaging import Imaging
 from affinitomo.simulate.particles import simulate_particles
 from affinitomo.simulate.phantoms import demo_phantoms, render_phantom
 from affinitomo.simulate.templates import load_templates
-from affinitomo.train.config import config_from_dict
-from affinitomo.train.data import SubtomoStack
 from affinitomo.train.labels import load_training_data
 from affinitomo.train.loop import train
 

@@ -33,13 +33,14 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.cluster.classify import ClassifyOptions
-from affinitomo.cluster.pipeline import classify, latent_prior
+from affinitomo.cluster.inputs import latent_prior
+from affinitomo.cluster.pipeline import classify
 from affinitomo.encode import encode_stack
 from affinitomo.evaluate import per_class_scores
 from affinitomo.io.particles import read_particles
-from affinitomo.similarity.matrix_io import read_similarity
-from affinitomo.train.config import config_from_dict
-from affinitomo.train.data import SubtomoStack
+from affinitomo.io.similarity import read_similarity
+from affinitomo.io.stacks import SubtomoStack
+from affinitomo.model.train_config import config_from_dict
 from affinitomo.train.labels import load_training_data
 from affinitomo.train.loop import Trainer
 

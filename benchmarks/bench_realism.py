@@ -101,8 +101,9 @@ def build_set(spec: dict, data: Path, extract: Path, maps: Path, pdb: Path, a: a
 
 def run_variant(name: str, spec: dict, work: Path, maps: Path, pdb: Path, a: argparse.Namespace) -> dict:
     """Simulate, extract and match one variant (each step skipped when its output exists); its scores."""
-    from affinitomo.match import MatchOptions, SearchOptions, match_particles
-    from affinitomo.simulate.ctf import CtfParameters
+    from affinitomo.density.ctf import CtfParameters
+    from affinitomo.match import MatchOptions, match_particles
+    from affinitomo.search.stack import SearchOptions
 
     data, extract, match = work / name / "data", work / name / "extract", work / name / "match"
     t0 = time.perf_counter()

@@ -153,9 +153,9 @@ def truth_and_labels(p: dict[str, Path], table_path: Path) -> tuple[np.ndarray, 
     """True class per row of ``table_path``, whether it was labelled, known and unknown classes."""
     import pandas as pd
 
-    from affinitomo.cluster.pipeline import truth_for
-    from affinitomo.embed import labelled_mask
+    from affinitomo.cluster.inputs import truth_for
     from affinitomo.io.particles import read_particles
+    from affinitomo.labels import labelled_mask
 
     table = read_particles(table_path)
     truth = truth_for(table, p["data"] / "truth.star")["afmClassName"].to_numpy().astype(str)
@@ -219,7 +219,7 @@ def run_tm(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, An
     """Template matching; its unknowns form one group (it cannot tell unknown molecules apart). Pose
     error: of the held-out particles whose best template is their own class (the pose of another
     template means nothing)."""
-    from affinitomo.cluster.pipeline import truth_for
+    from affinitomo.cluster.inputs import truth_for
     from affinitomo.evaluate import evaluate, pose_error
     from affinitomo.geometry import euler_to_matrix
     from affinitomo.io.particles import ANGLES, read_particles
@@ -240,13 +240,14 @@ def run_tm(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, An
 
 def run_tm_classifier(p: dict[str, Path], out: Path, a: argparse.Namespace) -> dict[str, Any]:
     """The template scores alone as features of the pipeline's open-set classifier and clustering."""
-    from affinitomo.cluster.clustering import group_particles
-    from affinitomo.cluster.pipeline import StageOptions, classify, known_class_order, read_matrix
-    from affinitomo.cluster.results import class_numbers
-    from affinitomo.embed import labelled_mask
+    from affinitomo.cluster.inputs import read_matrix
+    from affinitomo.cluster.pipeline import StageOptions, classify, known_class_order
     from affinitomo.evaluate import evaluate
+    from affinitomo.grouping import group_particles
     from affinitomo.io.particles import read_particles
-    from affinitomo.match.scores import read_scores
+    from affinitomo.io.scores import read_scores
+    from affinitomo.labels import class_numbers
+    from affinitomo.labels import labelled_mask
 
     tm, seconds = matching(p, a)
     table = read_particles(p["extract"] / "particles.star")

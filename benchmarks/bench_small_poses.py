@@ -3,7 +3,7 @@
 Reads a data folder of ``bench_shrec.py`` (``--work``/``snr<SNR>_split<S>``: its simulated data and
 extracted stack) and, per class given, takes its particles (true classes from ``truth.star``):
 
-- template matching (``affinitomo.match.search.match_stack``) against the class's own map from
+- template matching (``affinitomo.search.stack.match_stack``) against the class's own map from
   the shared ``maps_10A`` (the first ``--match-particles``), median pose error against the truth;
 - the group alignment of unknown groups (``affinitomo.averaging.align.build_reference``, then one
   match of every particle against the reference, default ``AlignOptions``), median error after one
@@ -44,12 +44,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-import affinitomo.match.search as search
+import affinitomo.search.stack as search
 from affinitomo.averaging.align import AlignOptions, _search_radius, average_in_frame, build_reference, masked_reference
+from affinitomo.density.templates import load_templates
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import angular_distance, euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles
-from affinitomo.match.templates import load_templates
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,8 +71,8 @@ def soft_average(voxel: float, options: search.SearchOptions, seed: int = 0, spr
     import torch
     from scipy.spatial.transform import Rotation
 
-    from affinitomo.match.refine import evaluate
     from affinitomo.model.rotations import rotate_volumes
+    from affinitomo.search.refine import evaluate
 
     rng = np.random.default_rng(seed)
     unit = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from affinitomo.encode import encode_stack
-from affinitomo.train.config import config_from_dict
-from affinitomo.train.data import SubtomoStack
+from affinitomo.io.stacks import SubtomoStack
+from affinitomo.model.train_config import config_from_dict
 from affinitomo.train.loop import Trainer, TrainingData
 
 ARCH = {"depth": 3, "channels": 32, "latent_dims": 8, "pose_dims": 1, "decoder": "cnn"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from affinitomo.cluster.pipeline import truth_for
+from affinitomo.cluster.inputs import truth_for
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles

@@ -86,7 +86,7 @@ def write_inputs(folder: Path, syn: Synthetic, *, with_rotation: bool = True, ma
     pd.DataFrame({"afmParticleId": arrays["particle_id"], "UMAP0": xy[:, 0], "UMAP1": xy[:, 1]}).to_csv(
         paths["embedding"], index=False)
     if matrix:
-        from affinitomo.similarity.matrix_io import write_similarity
+        from affinitomo.io.similarity import write_similarity
 
         names = KNOWN + [HELD_OUT]
         m = np.array([[1.0, 0.5, 0.2, -0.1], [0.5, 1.0, 0.3, 0.0], [0.2, 0.3, 1.0, 0.4], [-0.1, 0.0, 0.4, 1.0]])

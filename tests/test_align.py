@@ -66,7 +66,7 @@ def test_bad_alignment_options(bad):
 
 
 def test_starts_are_halved_every_two_rounds_and_the_best_survivor_wins(monkeypatch):
-    import affinitomo.match.search as search
+    import affinitomo.search.stack as search
 
     calls: list[float] = []
     rng = np.random.default_rng(3)
@@ -90,7 +90,7 @@ def test_starts_are_halved_every_two_rounds_and_the_best_survivor_wins(monkeypat
 
 
 def test_a_given_average_makes_each_next_reference(monkeypatch):
-    import affinitomo.match.search as search
+    import affinitomo.search.stack as search
 
     class Found:
         def __init__(self, count: int):

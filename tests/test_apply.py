@@ -15,10 +15,10 @@ import torch
 from affinitomo.apply import TrainedRun, apply_run, check_trained_run
 from affinitomo.cluster import run_cluster
 from affinitomo.errors import InputError
-from affinitomo.match.scores import write_scores
+from affinitomo.io.scores import write_scores
 from affinitomo.model.checkpoint import save_checkpoint
+from affinitomo.model.train_config import config_from_dict
 from affinitomo.model.vae import AffinityVAE
-from affinitomo.train.config import config_from_dict
 from synthetic_latents import KNOWN, make_blobs, write_inputs
 
 

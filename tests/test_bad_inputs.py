@@ -19,16 +19,17 @@ import torch
 
 from affinitomo.cli import main
 from affinitomo.cluster import run_cluster
-from affinitomo.cluster.pipeline import StageOptions, truth_for
+from affinitomo.cluster.inputs import truth_for
+from affinitomo.cluster.pipeline import StageOptions
 from affinitomo.cluster.run_info import check_against_run
 from affinitomo.errors import InputError
 from affinitomo.extract import extract_subtomograms
 from affinitomo.io.particles import read_particles, write_particles
 from affinitomo.io.volumes import open_volume, write_volume
 from affinitomo.model.checkpoint import save_checkpoint
+from affinitomo.model.train_config import config_from_dict, parse_options
 from affinitomo.model.vae import AffinityVAE
 from affinitomo.options import read_options
-from affinitomo.train.config import config_from_dict, parse_options
 from synthetic_latents import KNOWN, make_blobs, write_inputs
 from test_workflow import snakemake, write_config
 
@@ -125,7 +126,7 @@ def test_cluster_never_classifies_a_particle_without_finite_features(tmp_path):
                  "scores.csv")
     (tmp_path / "scores.csv").write_text("afmParticleId,t1\n" + "".join(
         f"{i},{'nan' if i == 7 else 0.5}\n" for i in syn.table["afmParticleId"]))
-    from affinitomo.match.scores import read_scores
+    from affinitomo.io.scores import read_scores
 
     with pytest.raises(InputError, match="scores.csv.*t1.*finite"):
         read_scores(tmp_path / "scores.csv", syn.table)

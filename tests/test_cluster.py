@@ -10,8 +10,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from affinitomo.cluster.classify import (ClassifyOptions, LabelledNeighbours, OpenSetClassifier,
                                          conformal_threshold, lower_p_value, stratified_folds, upper_p_value)
-from affinitomo.cluster.clustering import ClusterOptions, cluster_points, recluster_unknown, relabel_by_size
 from affinitomo.errors import InputError
+from affinitomo.grouping import ClusterOptions, cluster_points, recluster_unknown, relabel_by_size
 from synthetic_latents import HELD_OUT, KNOWN, make_blobs
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from affinitomo.cli import main
-from affinitomo.cluster.classifier_file import load_classifier
 from affinitomo.cluster import run_cluster
-from affinitomo.cluster.pipeline import latent_prior
+from affinitomo.cluster.classifier_file import load_classifier
+from affinitomo.cluster.inputs import latent_prior
 from affinitomo.errors import InputError
 from affinitomo.io.particles import read_particles
 from synthetic_latents import HELD_OUT, KNOWN, Synthetic, make_blobs, write_inputs
@@ -150,8 +150,8 @@ def test_run_json_matches_the_viewer(split, tmp_path):
 
 def write_model(path, latent_dims, box=16, **model):
     from affinitomo.model.checkpoint import save_checkpoint
+    from affinitomo.model.train_config import config_from_dict
     from affinitomo.model.vae import AffinityVAE
-    from affinitomo.train.config import config_from_dict
 
     cfg = config_from_dict({"model": {"depth": 2, "channels": 4, "latent_dims": latent_dims, **model}})
     torch.manual_seed(0)

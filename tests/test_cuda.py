@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from affinitomo.encode import encode
-from affinitomo.train.config import config_from_dict
+from affinitomo.model.train_config import config_from_dict
 from affinitomo.train.loop import train
 
 from test_train import SMALL, make_data

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from affinitomo.cli import main
-from affinitomo.train.device import pick_device
+from affinitomo.model.device import pick_device
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affinitomo.embed import EmbedOptions, choose_fit_rows, labelled_mask, read_embedding, run_embed
+from affinitomo.embed import EmbedOptions, choose_fit_rows, run_embed
 from affinitomo.errors import InputError
+from affinitomo.io.embedding import read_embedding
 from affinitomo.io.latents import align_to_table, read_latents
+from affinitomo.labels import labelled_mask
 from affinitomo.options import read_options
 from affinitomo.umap_file import load_umap
 from synthetic_latents import Synthetic, make_blobs, write_inputs

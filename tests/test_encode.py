@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from affinitomo.encode import encode, load_model
+from affinitomo.encode import encode
 from affinitomo.errors import InputError
 from affinitomo.model.checkpoint import save_checkpoint
+from affinitomo.model.loading import load_model
+from affinitomo.model.train_config import config_from_dict
 from affinitomo.model.vae import AffinityVAE
-from affinitomo.train.config import config_from_dict
 
 
 def write_model(path, box=16, **model):
@@ -72,7 +73,7 @@ def test_mismatches_are_input_errors_and_leave_nothing(tmp_path):
 
 
 def test_prior_spearman():
-    from affinitomo.train.prior_check import prior_spearman
+    from affinitomo.model.prior_check import prior_spearman
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(4, 6))

@@ -14,10 +14,12 @@ import pytest
 import tifffile
 
 from affinitomo.cli import main
+from affinitomo.density.masks import spherical_mask
 from affinitomo.errors import InputError
-from affinitomo.extract import extract_subtomograms, find_tomograms, spherical_mask
+from affinitomo.extract import extract_subtomograms
 from affinitomo.io.pages import PageBudget, file_backed_rss
 from affinitomo.io.particles import read_particles, write_particles
+from affinitomo.io.tomograms import find_tomograms
 from affinitomo.io.volumes import write_volume
 
 SHAPE = (40, 50, 60)  # z, y, x

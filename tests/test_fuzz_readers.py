@@ -21,8 +21,8 @@ from hypothesis.extra import numpy as hnp
 
 from affinitomo.errors import InputError
 from affinitomo.io.particles import read_particles, write_particles
+from affinitomo.io.similarity import read_similarity, write_similarity
 from affinitomo.io.volumes import open_volume, write_volume
-from affinitomo.similarity.matrix_io import read_similarity, write_similarity
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -9,17 +9,21 @@ import pandas as pd
 import pytest
 import torch
 
+from affinitomo.density.filters import apply_filter
+from affinitomo.density.resample import upsample2
+from affinitomo.density.score import FourierScorer
+from affinitomo.density.wedge import wedge_filter
+from affinitomo.density.wedge import apply_wedge
 from affinitomo.errors import InputError
 from affinitomo.geometry import angular_distance, euler_to_matrix, random_matrices, rotate_volume
 from affinitomo.io.particles import canonicalise, read_particles, write_particles
+from affinitomo.io.scores import read_scores
 from affinitomo.io.volumes import write_volume
-from affinitomo.match import MatchOptions, SearchOptions, assign, match_particles, unknown_threshold
-from affinitomo.match.filters import WedgeNorm, apply_filter, upsample2, wedge_filter
-from affinitomo.match.refine import TemplateSupport, evaluate
-from affinitomo.match.search import coarse_kinds, match_stack
-from affinitomo.match.scores import read_scores
-from affinitomo.simulate.tomogram import apply_wedge
-from affinitomo.similarity.score import FourierScorer
+from affinitomo.match import MatchOptions, assign, match_particles, unknown_threshold
+from affinitomo.search.refine import TemplateSupport, evaluate
+from affinitomo.search.stack import SearchOptions
+from affinitomo.search.stack import coarse_kinds, match_stack
+from affinitomo.search.wedge_norm import WedgeNorm
 
 VOXEL = 10.0
 
@@ -217,7 +221,7 @@ def test_bad_inputs_raise_and_write_nothing(tmp_path):
 
 
 def test_ctf_volume_is_the_radial_ctf_and_its_magnitude_when_phase_flipped():
-    from affinitomo.simulate.ctf import CtfParameters, ctf, ctf_zeros
+    from affinitomo.density.ctf import CtfParameters, ctf, ctf_zeros
 
     params = CtfParameters(defocus_um=3.0)
     n = 32
@@ -234,7 +238,7 @@ def test_ctf_weighted_templates_match_particles_that_went_through_the_ctf(tmp_pa
     """Particles imaged through a CTF whose first zero lies in the working band score higher, and
     are classified at least as well, against CTF-weighted templates (the CLI's --defocus-um)."""
     from affinitomo.cli import match as cli
-    from affinitomo.simulate.ctf import CtfParameters
+    from affinitomo.density.ctf import CtfParameters
 
     n = 16
     templates = [blobs(n, s) for s in (0, 2)]
@@ -264,7 +268,7 @@ def test_ctf_weighted_templates_match_particles_that_went_through_the_ctf(tmp_pa
                                              (dict(cs_mm=-1.0), "cs-mm"),
                                              (dict(amplitude_contrast=1.5), "amplitude-contrast")])
 def test_bad_ctf_raises_naming_the_option_and_writes_nothing(tmp_path, ctf, field):
-    from affinitomo.simulate.ctf import CtfParameters
+    from affinitomo.density.ctf import CtfParameters
 
     n = 16
     stack, labels, _ = make_particles([blobs(n, 1)], 3, seed=5)
@@ -278,8 +282,8 @@ def test_bad_ctf_raises_naming_the_option_and_writes_nothing(tmp_path, ctf, fiel
 def test_posterior_mean_pose_finds_the_peak_near_the_best_pose_and_stays_in_its_cell():
     from scipy.spatial.transform import Rotation
 
-    from affinitomo.match.refine import posterior_mean_poses
-    from affinitomo.match.search import _fine, filtered_particles, search_filters
+    from affinitomo.search.refine import posterior_mean_poses
+    from affinitomo.search.stack import _fine, filtered_particles, search_filters
 
     n, step = 32, 20.0
     template = blobs(n, 1)

@@ -265,8 +265,8 @@ def _write_model(path, box=16):
     import torch
 
     from affinitomo.model.checkpoint import save_checkpoint
+    from affinitomo.model.train_config import config_from_dict
     from affinitomo.model.vae import AffinityVAE
-    from affinitomo.train.config import config_from_dict
 
     cfg = config_from_dict({"model": {"depth": 2, "channels": 4, "latent_dims": 3}})
     torch.manual_seed(0)
@@ -279,9 +279,9 @@ def _write_model(path, box=16):
 def test_reconstruction_from_tomogram_then_stack(results_dir, tmp_path):
     import torch
 
-    from affinitomo.encode import load_model
     from affinitomo.io.particles import write_particles
-    from affinitomo.train.data import normalise_inplace
+    from affinitomo.io.stacks import normalise_inplace
+    from affinitomo.model.loading import load_model
 
     results = _copy_results(results_dir, tmp_path)
     s = load_session(results)

@@ -154,7 +154,7 @@ def test_ctf_weighted_templates_match_a_tomogram_with_a_ctf_better(tmp_path, tem
     """A tomogram carrying a CTF whose first zero (5 µm: 1/32 Å) lies inside the 20 Å band: templates
     through the same CTF correlate better with its particles than plain ones, and find them all.
     (On a 30-degree grid the weighted 'alpha' beat a 'beta' 4 voxels off: too coarse a grid.)"""
-    from affinitomo.simulate.ctf import CtfParameters
+    from affinitomo.density.ctf import CtfParameters
 
     path = tmp_path / "tomoC.mrc"
     truth = make_tomogram(path, (40, 40, 40), n=4, noise=0.0, seed=7)

@@ -10,8 +10,8 @@ from affinitomo.encode import encode
 from affinitomo.errors import InputError
 from affinitomo.model.checkpoint import save_checkpoint
 from affinitomo.model.rotations import matrix_from_6d
+from affinitomo.model.train_config import config_from_dict
 from affinitomo.model.vae import AffinityVAE
-from affinitomo.train.config import config_from_dict
 
 
 def _rotation_model(path, box: int = 16, **options):

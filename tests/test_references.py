@@ -9,14 +9,15 @@ import pytest
 
 from affinitomo.averaging.references import ReferenceOptions, run_references
 from affinitomo.cli import main
+from affinitomo.density.ctf import CtfParameters
 from affinitomo.errors import InputError
 from affinitomo.evaluate import best_global_rotation
 from affinitomo.geometry import angular_distance, euler_to_matrix
 from affinitomo.io.particles import read_particles
 from affinitomo.io.volumes import read_volume
-from affinitomo.match import MatchOptions, SearchOptions, match_particles
+from affinitomo.match import MatchOptions, match_particles
 from affinitomo.match.settings import read_settings, recorded_settings
-from affinitomo.simulate.ctf import CtfParameters
+from affinitomo.search.stack import SearchOptions
 from test_match import VOXEL, blobs, make_particles, write_inputs
 
 

@@ -8,10 +8,10 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from affinitomo.averaging.align import AlignOptions, align_unknown_groups, match_references, refresh_groups, split_halves
-from affinitomo.cluster.clustering import ClusterOptions, cluster_points, with_unknown_groups
 from affinitomo.averaging.regroup import regroup_unknown
 from affinitomo.evaluate import pose_error
 from affinitomo.geometry import random_matrices, rotate_volume
+from affinitomo.grouping import ClusterOptions, cluster_points, with_unknown_groups
 from synthetic_shapes import asymmetric_phantom, rod_phantom
 
 

@@ -11,10 +11,10 @@ import starfile
 
 from affinitomo.cli import main
 from affinitomo.cluster import StageOptions, run_cluster
-from affinitomo.cluster.results import class_numbers
 from affinitomo.errors import InputError
 from affinitomo.io.particles import read_particles, write_particles
 from affinitomo.io.volumes import read_volume
+from affinitomo.labels import class_numbers
 from synthetic_latents import HELD_OUT, KNOWN, make_blobs, write_inputs
 
 
@@ -79,7 +79,7 @@ def test_particles_star_is_relion_readable(finished, synthetic):
 
 def test_numbering_follows_matrix_and_unknown_groups(finished):
     out, _, paths = finished
-    from affinitomo.similarity.matrix_io import read_similarity
+    from affinitomo.io.similarity import read_similarity
 
     names, _ = read_similarity(paths["matrix"])
     classes = pd.read_csv(out / "classes.csv")

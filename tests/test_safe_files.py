@@ -16,8 +16,9 @@ from affinitomo.cli import main
 from affinitomo.cluster.classifier_file import load_classifier, save_classifier
 from affinitomo.cluster.classify import ClassifyOptions, OpenSetClassifier
 from affinitomo.cluster.features import FeatureSpace
-from affinitomo.embed import EmbedOptions, fit_embedding, read_embedding
+from affinitomo.embed import EmbedOptions, fit_embedding
 from affinitomo.errors import InputError
+from affinitomo.io.embedding import read_embedding
 from affinitomo.umap_file import StoredUmap, load_umap, make_umap, read_umap, save_umap
 from synthetic_latents import HELD_OUT, KNOWN, make_blobs, write_inputs
 from test_apply import fake_run

@@ -10,13 +10,16 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from affinitomo.cli import main
+from affinitomo.density.score import FourierScorer, rotate_volumes
+from affinitomo.density.so3 import auto_angular_step, so3_grid
 from affinitomo.errors import InputError
 from affinitomo.geometry import angular_distance, random_matrices, rotate_volume
+from affinitomo.io.similarity import read_similarity
+from affinitomo.io.structures import load_structure, simulate_model
 from affinitomo.io.volumes import write_volume
-from affinitomo.similarity import compute_similarity, read_similarity, scale_scores, search_pose
-from affinitomo.similarity.maps import load_structure, simulate_model, to_common_grid
-from affinitomo.similarity.rotations import auto_angular_step, so3_grid
-from affinitomo.similarity.score import FourierScorer, rotate_volumes
+from affinitomo.search.pose import search_pose
+from affinitomo.similarity import compute_similarity, scale_scores
+from affinitomo.similarity.maps import to_common_grid
 
 RES, VS = 20.0, 10.0
 

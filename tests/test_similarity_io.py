@@ -12,7 +12,7 @@ import starfile
 from affinitomo.cli import main
 from affinitomo.cli.similarity import classes_from_table
 from affinitomo.errors import InputError
-from affinitomo.similarity import read_similarity, validate_similarity, write_similarity
+from affinitomo.io.similarity import read_similarity, validate_similarity, write_similarity
 
 NAMES = ["a", "b", "c"]
 GOOD = np.array([[1.0, 0.2, -0.5], [0.2, 1.0, 0.7], [-0.5, 0.7, 1.0]])

@@ -13,11 +13,12 @@ import pytest
 from scipy import fft as sfft
 
 from affinitomo.cli import main
+from affinitomo.density.ctf import CtfParameters, ctf, ctf_zeros, electron_wavelength
+from affinitomo.density.wedge import wedge_angles, wedge_mask
 from affinitomo.errors import InputError
 from affinitomo.geometry import angular_distance, euler_to_matrix, rotate_volume
 from affinitomo.io.particles import read_particles
 from affinitomo.io.volumes import read_volume, write_volume
-from affinitomo.simulate.ctf import CtfParameters, ctf, ctf_zeros, electron_wavelength
 from affinitomo.simulate.dataset import SimClass, simulate_dataset
 from affinitomo.simulate.demo import simulate_demo
 from affinitomo.simulate.imaging import Imaging
@@ -25,7 +26,7 @@ from affinitomo.simulate.phantoms import bounding_radius, demo_phantoms, render_
 from affinitomo.simulate.placement import min_clearance, place_particles
 from affinitomo.simulate.templates import load_templates, resample
 from affinitomo.simulate.tiltseries import backproject, project, tilt_angles
-from affinitomo.simulate.tomogram import cut, render_particles, wedge_angles, wedge_mask
+from affinitomo.simulate.tomogram import cut, render_particles
 
 PHANTOM = {p.name: p for p in demo_phantoms()}
 SMALL = dict(n_tomograms=1, shape=(64, 128, 128), per_class=2, progress=False)

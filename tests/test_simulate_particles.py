@@ -11,6 +11,7 @@ import pytest
 from scipy import fft as sfft
 
 from affinitomo.cli import main
+from affinitomo.density.wedge import wedge_angles
 from affinitomo.errors import InputError
 from affinitomo.extract import extract_subtomograms
 from affinitomo.geometry import angular_distance, euler_to_matrix, rotate_volume
@@ -22,7 +23,7 @@ from affinitomo.simulate.imaging import Imaging
 from affinitomo.simulate.particles import image_signal, simulate_particles
 from affinitomo.simulate.phantoms import demo_phantoms, render_phantom
 from affinitomo.simulate.snr import estimate_snr
-from affinitomo.simulate.tomogram import cut, wedge_angles
+from affinitomo.simulate.tomogram import cut
 from affinitomo.simulate.transfer import imaging_transfer
 
 PHANTOM = {p.name: p for p in demo_phantoms()}

@@ -11,11 +11,12 @@ import pytest
 import starfile
 
 from affinitomo.cli import main
+from affinitomo.density.masks import spherical_mask
 from affinitomo.errors import InputError
-from affinitomo.extract import extract_subtomograms, spherical_mask
+from affinitomo.extract import extract_subtomograms
 from affinitomo.io.particles import read_particles
-from affinitomo.subtomogram_import import import_subtomograms, pseudo_tomograms
 from affinitomo.io.volumes import write_volume
+from affinitomo.subtomogram_import import import_subtomograms, pseudo_tomograms
 from test_workflow import job_counts, snakemake, write_config
 
 RNG = np.random.default_rng(0)

@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from affinitomo.errors import InputError
+from affinitomo.io.stacks import SubtomoStack
 from affinitomo.model import losses
 from affinitomo.model.checkpoint import load_checkpoint
-from affinitomo.train.config import config_from_dict, parse_options
-from affinitomo.train.data import SubtomoStack, rot90_augment, split_indices
+from affinitomo.model.train_config import config_from_dict, parse_options
+from affinitomo.train.data import rot90_augment, split_indices
 from affinitomo.train.loop import TrainingData, TrainingDiverged, train
 
 SMALL = {"model": {"depth": 2, "channels": 4, "latent_dims": 4}, "batch_size": 16, "num_threads": 1, "min_steps": 0}
@@ -222,8 +223,8 @@ def test_ddp_two_cpu_processes(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(
         "import sys, numpy as np\n"
-        "from affinitomo.train.config import config_from_dict\n"
-        "from affinitomo.train.data import SubtomoStack\n"
+        "from affinitomo.model.train_config import config_from_dict\n"
+        "from affinitomo.io.stacks import SubtomoStack\n"
         "from affinitomo.train.loop import TrainingData, train\n"
         f"d = TrainingData(SubtomoStack({str(tmp_path / 's.npy')!r}), np.arange(40) % 2, ['a', 'b'],"
         " np.array([[1, .3], [.3, 1]], np.float32))\n"

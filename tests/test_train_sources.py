@@ -13,12 +13,11 @@ import torch
 from affinitomo.errors import InputError
 from affinitomo.geometry import euler_to_matrix, matrix_to_euler, random_matrices, rotate_volume
 from affinitomo.io.particles import write_particles
+from affinitomo.io.similarity import write_similarity
+from affinitomo.io.stacks import SubtomoStack
 from affinitomo.model import losses
-from affinitomo.similarity.matrix_io import write_similarity
-from affinitomo.train.config import config_from_dict
-from affinitomo.train.data import (
-    StackSet, SubtomoStack, cube_group, group_augment, rotate_exact, stratified_split, wedge_group,
-)
+from affinitomo.model.train_config import config_from_dict
+from affinitomo.train.data import StackSet, cube_group, group_augment, rotate_exact, stratified_split, wedge_group
 from affinitomo.train.labels import load_training_sources
 from affinitomo.train.loop import train
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from affinitomo.errors import InputError
-from affinitomo.train.config import MIN_STEPS_AUTO, config_from_dict, parse_options
-from affinitomo.train.data import SubtomoStack
+from affinitomo.io.stacks import SubtomoStack
+from affinitomo.model.train_config import MIN_STEPS_AUTO, config_from_dict, parse_options
 from affinitomo.train.loop import Trainer, TrainingData
 
 SMALL = {"model": {"depth": 2, "channels": 4, "latent_dims": 4}, "batch_size": 8, "num_threads": 1}

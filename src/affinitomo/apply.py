@@ -76,10 +76,10 @@ def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Pat
     fitted with template scores; a pickle (older format) unless ``trust_pickle``.
     """
     from affinitomo.cluster.classifier_file import load_classifier
-    from affinitomo.cluster.pipeline import read_matrix
+    from affinitomo.cluster.inputs import read_matrix
     from affinitomo.cluster.run_info import check_against_run
-    from affinitomo.encode import load_model
-    from affinitomo.train.device import pick_device
+    from affinitomo.model.device import pick_device
+    from affinitomo.model.loading import load_model
     from affinitomo.umap_file import read_umap
 
     model, ckpt = load_model(run.checkpoint, pick_device(device))
@@ -100,7 +100,7 @@ def check_trained_run(run: TrainedRun, device: str = "cpu", templates: str | Pat
         if templates is None:
             raise InputError(run.classifier, "features", f"the template folder it was fitted with ({names}: "
                                                          "--templates / similarity.templates)")
-        from affinitomo.similarity.maps import structure_files
+        from affinitomo.io.structures import structure_files
 
         given = sorted(p.stem for p in structure_files([Path(templates)]))
         if given != names:
@@ -155,8 +155,9 @@ def apply_run(run_dir: str | Path, tomograms: list[str | Path], out_dir: str | P
     from affinitomo.cluster.pipeline import run_cluster
     from affinitomo.embed import run_embed
     from affinitomo.encode import encode
-    from affinitomo.extract import extract_subtomograms, find_tomograms, tomogram_shapes
+    from affinitomo.extract import extract_subtomograms
     from affinitomo.io.particles import read_particles, write_particles
+    from affinitomo.io.tomograms import find_tomograms, tomogram_shapes
 
     if (particles is None) == (pick_diameter is None):
         raise InputError("--particles", None, "either a particle table or --pick-diameter (not both)")

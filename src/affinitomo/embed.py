@@ -16,23 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from affinitomo.errors import InputError
-from affinitomo.io.atomic import atomic_path
+from affinitomo.io.embedding import write_embedding
 from affinitomo.io.latents import align_to_table, read_latents
+from affinitomo.labels import labelled_mask
 from affinitomo.options import from_known_keys
 from affinitomo.umap_file import NAME as UMAP_NAME
 from affinitomo.umap_file import StoredUmap, make_umap, read_umap, save_umap
 
 log = logging.getLogger(__name__)
-
-def labelled_mask(table: pd.DataFrame) -> np.ndarray:
-    """True where ``afmClassName`` is a non-empty class name."""
-    if "afmClassName" not in table.columns:
-        return np.zeros(len(table), dtype=bool)
-    names = table["afmClassName"].fillna("").astype(str).str.strip()
-    return (names != "").to_numpy()
 
 
 @dataclass
@@ -109,27 +102,6 @@ def transform_in_batches(model: Any, x: np.ndarray, batch: int = 20000) -> np.nd
     return np.concatenate(out, axis=0)
 
 
-def write_embedding(path: str | Path, particle_id: np.ndarray, embedding: np.ndarray) -> Path:
-    """Write ``afmParticleId,UMAP0,UMAP1[,...]`` atomically."""
-    frame = pd.DataFrame({"afmParticleId": np.asarray(particle_id, dtype=np.int64)})
-    for d in range(embedding.shape[1]):
-        frame[f"UMAP{d}"] = embedding[:, d]
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
-    return Path(path)
-
-
-def read_embedding(path: str | Path) -> pd.DataFrame:
-    """Read ``embedding.csv``; checks the id and UMAP0/UMAP1 columns."""
-    from affinitomo.io.tables import read_csv_table
-
-    path = Path(path)
-    frame = read_csv_table(path, ("afmParticleId", "UMAP0", "UMAP1"), "an embedding.csv of 'affinitomo embed'")
-    if not frame["afmParticleId"].is_unique:
-        raise InputError(path, "afmParticleId", "unique particle ids")
-    return frame
-
-
 def run_embed(latents_path: str | Path, particles_path: str | Path, out_dir: str | Path,
               options: EmbedOptions | None = None, umap_path: str | Path | None = None,
               trust_pickle: bool = False) -> dict[str, Path]:
@@ -158,4 +130,3 @@ def run_embed(latents_path: str | Path, particles_path: str | Path, out_dir: str
     csv = write_embedding(out_dir / "embedding.csv", latents.particle_id, embedding)
     log.info("wrote %s and %s", saved, csv)
     return {"umap": saved, "embedding": csv}
-

@@ -10,31 +10,14 @@ import torch
 
 from affinitomo.errors import InputError
 from affinitomo.io.latents import Latents, write_latents
-from affinitomo.model.checkpoint import load_checkpoint
+from affinitomo.io.stacks import SubtomoStack
+from affinitomo.model.device import autocast, pick_device
+from affinitomo.model.loading import load_model
 from affinitomo.model.refine import REFINE_STEPS, refine_rotations
 from affinitomo.model.vae import AffinityVAE
 from affinitomo.progress import progress_bar
-from affinitomo.train.config import config_from_dict
-from affinitomo.train.data import SubtomoStack
-from affinitomo.train.device import autocast, pick_device
 
 log = logging.getLogger(__name__)
-
-
-def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[AffinityVAE, dict]:
-    """The model (eval mode) and checkpoint dict; InputError if the file is not ours."""
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    config = config_from_dict(ckpt["config"], str(checkpoint))
-    model = AffinityVAE(config.model, int(ckpt["box"]))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise InputError(checkpoint, "model", f"weights matching the stored config ({exc})") from None
-    model = model.to(device).eval()
-    if torch.device(device).type == "cpu":
-        model = model.to(memory_format=torch.channels_last_3d)
-    ckpt["train_config"] = config
-    return model, ckpt
 
 
 @torch.no_grad()

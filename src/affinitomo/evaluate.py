@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from affinitomo.geometry import angular_distance, nearest_rotation
-
-UNKNOWN = "unknown"
+from affinitomo.labels import UNKNOWN
 
 
 def per_class_scores(truth: np.ndarray, assigned: np.ndarray, classes: list[str]) -> dict[str, dict[str, float]]:

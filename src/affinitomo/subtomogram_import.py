@@ -34,10 +34,11 @@ import numpy as np
 import pandas as pd
 import starfile
 
+from affinitomo.density.masks import spherical_mask
 from affinitomo.errors import InputError
-from affinitomo.extract import CHUNK_BYTES, ExtractionOptions, drop_stack_rows, normalise_boxes, spherical_mask
 from affinitomo.io.atomic import atomic_path
 from affinitomo.io.particles import COORDS, STRING_COLUMNS, canonicalise, write_particles
+from affinitomo.io.subtomos import CHUNK_BYTES, ExtractionOptions, drop_stack_rows, normalise_boxes
 from affinitomo.io.volumes import MRC_SUFFIXES, open_mrc
 from affinitomo.progress import progress_bar
 
@@ -378,8 +379,8 @@ def _write_stack(path: Path, source: SubtomogramSource, rows: np.ndarray, volume
 def resize_box(volume: np.ndarray, box: int, voxel_size: float, new_voxel_size: float) -> np.ndarray:
     """A cubic volume resampled about its centre voxel ``N//2`` onto a ``box``^3 grid of ``new_voxel_size``
     (anti-aliased at the output Nyquist when the voxel grows)."""
-    from affinitomo.match.templates import resample_centred
-    from affinitomo.similarity.maps import lowpass
+    from affinitomo.density.filters import lowpass
+    from affinitomo.density.resample import resample_centred
 
     if volume.shape[0] == box and abs(new_voxel_size - voxel_size) <= 1e-6 * voxel_size:
         return volume

@@ -4,7 +4,7 @@ An unseen molecule has no template, and the model's pose head learnt only the kn
 poses for them are arbitrary (81-102 degrees median error on the SHREC-like set). Each unknown group
 is aligned as in reference-free subtomogram averaging (:func:`build_reference`): ``align_starts``
 random members are first references; each round matches the members against every reference with the
-match stage's rotation search (:func:`affinitomo.match.search.match_stack`: SO(3) grid on the central
+match stage's rotation search (:func:`affinitomo.search.stack.match_stack`: SO(3) grid on the central
 crop of the box at full resolution, missing wedge, local refinement) and averages them in its frame;
 every ``ROUNDS_PER_CUT`` rounds only the better half of the starts (by the members' mean score) goes
 on, and the best after ``align_rounds`` wins. Groups larger than ``align_max_particles`` build the
@@ -12,7 +12,7 @@ reference from a random subset of that size. Then:
 
 - each reference is masked softly around its molecule (``align_mask``, :func:`reference_mask`);
 - the poses given out are the likelihood-weighted mean over the coarse grid's cell around the best
-  pose (``align_pose_mean``, :func:`affinitomo.match.refine.posterior_mean_poses`);
+  pose (``align_pose_mean``, :func:`affinitomo.search.refine.posterior_mean_poses`);
 - every member goes to the group whose reference it matches best, in rounds with each reference
   made again from its members (``align_reassign``, ``align_reassign_rounds``, :func:`group_reference`);
   optionally by cross-validated half references (``align_reassign_halves``, off by default,
@@ -112,7 +112,7 @@ class AlignOptions:
         return opts
 
     def search(self) -> Any:
-        from affinitomo.match.search import SearchOptions
+        from affinitomo.search.stack import SearchOptions
 
         wedge = None if self.align_no_wedge else tuple(self.align_wedge or (-60.0, 60.0))
         return SearchOptions(resolution=float(self.align_resolution), wedge=wedge, pose_mean=self.align_pose_mean)
@@ -131,7 +131,7 @@ class AlignedGroup:
 
 def _as_reference(volume: np.ndarray) -> np.ndarray:
     """Zero background (median of the faces), unit standard deviation, as the match stage's templates."""
-    from affinitomo.similarity.maps import background
+    from affinitomo.density.filters import background
 
     v = np.asarray(volume, dtype=np.float64)
     v = v - background(v)
@@ -150,7 +150,7 @@ def reference_mask(reference: np.ndarray, voxel_size: float, resolution: float) 
     """
     from scipy import ndimage
 
-    from affinitomo.similarity.maps import lowpass
+    from affinitomo.density.filters import lowpass
 
     n = reference.shape[-1]
     low = lowpass(np.asarray(reference, dtype=np.float64), voxel_size, resolution)
@@ -205,9 +205,9 @@ def group_reference(stack: Any, rows: np.ndarray, rotations: np.ndarray, voxel_s
 
 def _search_radius(box: int, voxel_size: float, max_shift: float) -> np.ndarray:
     """The radius (Å) given to the search for a reference, as a template's radius would be: the
-    largest that :func:`affinitomo.match.search.coarse_kinds` searches on the central crop at full
+    largest that :func:`affinitomo.search.stack.coarse_kinds` searches on the central crop at full
     resolution (a quarter of the box less the shifts; boxes from 32), 0.3 of the box below 32."""
-    from affinitomo.match.search import crop_radius
+    from affinitomo.search.stack import crop_radius
 
     return np.array([crop_radius(box, max_shift) * voxel_size if box >= 32 else 0.3 * box * voxel_size])
 
@@ -225,7 +225,7 @@ def build_reference(volumes: np.ndarray, voxel_size: float, options: AlignOption
     mean in their best poses (:func:`average_in_frame`). ``benchmarks/bench_small_poses.py --soft``
     passes a soft (likelihood-weighted) average over poses around the best, which did no better
     (docs/benchmarks.md, "Tried and not adopted": "Soft averaging does not help")."""
-    from affinitomo.match.search import match_stack
+    from affinitomo.search.stack import match_stack
 
     opts = options or AlignOptions()
     volumes = np.asarray(volumes, dtype=np.float32)
@@ -259,7 +259,7 @@ def match_references(stack: Any, rows: np.ndarray, references: np.ndarray, voxel
                      options: AlignOptions, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """(scores (len(rows), R), rotations (len(rows), R, 3, 3)): each row of ``stack`` matched against
     each reference (best NCC over rotations and shifts), read ``CHUNK`` rows at a time."""
-    from affinitomo.match.search import match_stack
+    from affinitomo.search.stack import match_stack
 
     radius = np.repeat(_search_radius(references.shape[-1], voxel_size, options.search().max_shift), len(references))
     scores = np.zeros((len(rows), len(references)))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from affinitomo.io.stacks import StackRows, open_stacks
 from affinitomo.geometry import rotate_volume
+from affinitomo.io.stacks import StackRows, open_stacks
 from affinitomo.io.volumes import write_volume
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def class_averages(stack: np.ndarray, groups: np.ndarray, rotations: np.ndarray 
 def write_averages(out_dir: Path, stack_path: str | Path | list[str | Path], numbers: np.ndarray, names: dict[int, str],
                    rotations: np.ndarray | None, voxel_size: float | None) -> list[Path]:
     """Write ``out_dir/averages/<name>.mrc`` for every numbered group."""
-    from affinitomo.cluster.results import safe_name
+    from affinitomo.labels import safe_name
 
     stack = open_stack(stack_path, len(numbers))
     averages = class_averages(stack, numbers, rotations)

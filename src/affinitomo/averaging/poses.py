@@ -8,6 +8,8 @@ degrees for the large asymmetric proteins, against 3-6 degrees from the rotation
 also failed on one of them in one split (73 degrees; ``docs/benchmarks.md``). The other
 particles of such a class keep the model's pose, turned into the template's frame by the class's
 single global rotation (geodesic median over the particles that have both poses), so that one
+
+
 class shares one frame. Particles called 'unknown' keep the model's pose. Without a model pose
 (CNN decoder) they keep the input table's angles. Members of unknown groups are then aligned
 within their group (:mod:`affinitomo.averaging.align`). ``afmPoseSource`` says which: match, model,
@@ -28,7 +30,6 @@ from affinitomo.geometry import euler_to_matrix
 from affinitomo.io.particles import ANGLES, read_particles
 
 TEMPLATE = "afmMatchTemplate"
-SOURCES = ("match", "model", "group", "input")  # group: aligned within its unknown group (averaging.align)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class MatchPoses:
 def read_match_poses(paths: str | Path | Sequence[str | Path], table: pd.DataFrame,
                      table_path: Any = None) -> MatchPoses:
     """``particles.star`` of the match stage (one, or one per tomogram), aligned to ``table``."""
-    from affinitomo.gather import concat_tables
+    from affinitomo.io.particles import concat_tables
     from affinitomo.io.tables import rows_for_table
 
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]

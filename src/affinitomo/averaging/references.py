@@ -77,13 +77,14 @@ def run_references(stack_paths: Sequence[str | Path], particles_paths: Sequence[
                    options: ReferenceOptions | None = None, device: str = "auto") -> dict[str, Any]:
     """Read the stacks and tables (one per tomogram, in the same order), build :func:`class_references`
     and write ``<class>.mrc`` and ``references.json`` to ``out_dir``. Returns the summary."""
-    from affinitomo.embed import labelled_mask
-    from affinitomo.gather import concat_tables
+    from affinitomo.density.score import resolve_device
     from affinitomo.io.atomic import atomic_path
+    from affinitomo.io.particles import concat_tables
     from affinitomo.io.particles import read_particles
     from affinitomo.io.stacks import open_stacks
+    from affinitomo.io.stacks import stack_voxel_size
     from affinitomo.io.volumes import write_volume
-    from affinitomo.match.pipeline import resolve_device, stack_voxel_size
+    from affinitomo.labels import labelled_mask
 
     options = options or ReferenceOptions()
     if len(stack_paths) != len(particles_paths):

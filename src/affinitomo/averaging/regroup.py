@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from affinitomo.averaging.align import AlignOptions, build_reference, match_references
-from affinitomo.cluster.clustering import ClusterOptions, cluster_points, standardize_columns
+from affinitomo.grouping import ClusterOptions, cluster_points, standardize_columns
 
 log = logging.getLogger(__name__)
 

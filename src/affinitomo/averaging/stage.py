@@ -1,6 +1,6 @@
 """The average step (``affinitomo average``): 3-D alignment of the classify step's groups, and the results table.
 
-From the classify step's output (:mod:`affinitomo.cluster.classified`) and the subtomogram stack:
+From the classify step's output (:mod:`affinitomo.io.classified`) and the subtomogram stack:
 the unknown particles regrouped by references of their own subgroups (:mod:`~affinitomo.averaging.regroup`),
 the unknown groups aligned to themselves (:mod:`~affinitomo.averaging.align`), known classes and unknown
 groups competing for their particles (:mod:`~affinitomo.averaging.compete`), changed groups refreshed,
@@ -13,29 +13,24 @@ clustering info with regrouping and competition, the alignment per group, the op
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from affinitomo.averaging.align import AlignedGroup, AlignOptions
 from affinitomo.errors import InputError
+from affinitomo.io.averaged import ARRAYS, FOLDER, INFO
 
 log = logging.getLogger(__name__)
-
-FOLDER = "average"
-ARRAYS = "poses.npz"
-INFO = "average.json"
 
 
 def moved_clusters(clusters: np.ndarray, before: np.ndarray, after: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Cluster ids after known classes and unknown groups competed: a row moved into a group takes the
     group's id; a row moved into a known class the most common id among that class's other rows."""
-    from affinitomo.cluster.classify import UNKNOWN
+    from affinitomo.labels import UNKNOWN
 
     clusters = np.asarray(clusters, dtype=np.int64).copy()
     changed = np.asarray(before).astype(str) != np.asarray(after).astype(str)
@@ -46,20 +41,6 @@ def moved_clusters(clusters: np.ndarray, before: np.ndarray, after: np.ndarray, 
         ids, counts = np.unique(clusters[stay], return_counts=True)
         clusters[changed & (after == name)] = ids[counts.argmax()] if ids.size else -1
     return clusters
-
-
-@dataclass
-class AveragedRun:
-    """What the average step decided per particle, and how (for the report step)."""
-
-    assigned: np.ndarray  # (N,) str, after the competition
-    numbers: np.ndarray  # (N,) rlnClassNumber
-    clusters: np.ndarray  # (N,) afmClusterId
-    rotation: np.ndarray | None  # (N, 3, 3), None without any pose source
-    pose_source: np.ndarray  # (N,) str
-    clustering: dict[str, Any]  # the classify step's, with "regroup" and "compete"
-    alignment: dict[str, dict[str, Any]]  # per unknown group name: n, mean_score, moved_in
-    options: dict[str, Any]  # AlignOptions in effect
 
 
 def check_average_inputs(particles_path: str | Path, stack_path: str | Path | list[str | Path] | None,
@@ -92,16 +73,16 @@ def average_groups(latents_path: str | Path, particles_path: str | Path, out_dir
     """
     from affinitomo.averaging.averages import open_stack, write_averages
     from affinitomo.averaging.poses import combine_poses, read_match_poses
-    from affinitomo.cluster.classified import read_classified
-    from affinitomo.cluster.classify import UNKNOWN
-    from affinitomo.cluster.clustering import ClusterOptions
-    from affinitomo.cluster.results import (build_table, class_numbers, unknown_group_name, write_class_stars,
-                                            write_classes_csv, write_json)
-    from affinitomo.embed import labelled_mask
     from affinitomo.geometry import euler_to_matrix, matrix_to_euler
+    from affinitomo.grouping import ClusterOptions
     from affinitomo.io.atomic import atomic_path
+    from affinitomo.io.classified import read_classified
     from affinitomo.io.latents import align_to_table, read_latents
     from affinitomo.io.particles import ANGLES, read_particles, write_particles
+    from affinitomo.io.results import build_table, write_class_stars, write_classes_csv, write_json
+    from affinitomo.labels import UNKNOWN
+    from affinitomo.labels import class_numbers, unknown_group_name
+    from affinitomo.labels import labelled_mask
 
     options = options or AlignOptions()
     out_dir = Path(out_dir)
@@ -126,12 +107,12 @@ def average_groups(latents_path: str | Path, particles_path: str | Path, out_dir
                     particles_path)
     use_stack = use_stack and voxel is not None
     if use_stack:
-        from affinitomo.similarity.score import default_device
+        from affinitomo.density.score import default_device
 
         device = str(default_device())
     if use_stack and options.align_regroup and cluster_options.unknown == "separate":
         from affinitomo.averaging.regroup import regroup_unknown
-        from affinitomo.cluster.clustering import cluster_counts, with_unknown_groups
+        from affinitomo.grouping import cluster_counts, with_unknown_groups
 
         regrouped, cluster_info["regroup"] = regroup_unknown(stack, points, unknown, voxel, cluster_options,
                                                              options, device)
@@ -208,25 +189,3 @@ def average_groups(latents_path: str | Path, particles_path: str | Path, out_dir
     written.append(write_json(folder / INFO, {"clustering": cluster_info, "alignment": alignment,
                                               "options": asdict(options)}))
     return written
-
-
-def read_averaged(out_dir: str | Path, n_rows: int) -> AveragedRun:
-    """The average step's ``average/poses.npz`` and ``average/average.json`` in ``out_dir``."""
-    folder = Path(out_dir) / FOLDER
-    path, info_path = folder / ARRAYS, folder / INFO
-    for p in (path, info_path):
-        if not p.is_file():
-            raise InputError(p, None, "the average step's output ('affinitomo average --out' this folder)")
-    with np.load(path, allow_pickle=False) as npz:
-        for key in ("assigned", "numbers", "clusters", "pose_source"):
-            if key not in npz.files or len(npz[key]) != n_rows:
-                raise InputError(path, key, f"{n_rows} values, one per particle (from 'affinitomo average')")
-        rotation = npz["rotation"] if "rotation" in npz.files else None
-        arrays = {k: npz[k] for k in ("assigned", "numbers", "clusters", "pose_source")}
-    try:
-        info = json.loads(info_path.read_text())
-        return AveragedRun(arrays["assigned"].astype(object), arrays["numbers"].astype(np.int64),
-                           arrays["clusters"].astype(np.int64), rotation, arrays["pose_source"].astype(object),
-                           dict(info["clustering"]), dict(info["alignment"]), dict(info["options"]))
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(info_path, None, f"the JSON of 'affinitomo average' ({err})") from err

@@ -17,9 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from affinitomo.cluster.run_info import check_against_run
-    from affinitomo.encode import encode, load_model
+    from affinitomo.encode import encode
     from affinitomo.io.particles import read_particles
-    from affinitomo.train.device import pick_device
+    from affinitomo.model.device import pick_device
+    from affinitomo.model.loading import load_model
 
     load_model(args.checkpoint, pick_device(args.device))  # reject a foreign checkpoint before reading anything
     check_against_run(args.checkpoint, "checkpoint", args.out)

@@ -6,8 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from affinitomo.extract import extract_subtomograms, find_tomograms, tomogram_shapes
+from affinitomo.extract import extract_subtomograms
 from affinitomo.io.particles import read_particles
+from affinitomo.io.tomograms import find_tomograms, tomogram_shapes
 from affinitomo.io.volumes import open_volume
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 from affinitomo.cli.simulate import add_ctf_arguments, ctf_from_args
-from affinitomo.match import MatchOptions, SearchOptions, match_particles
+from affinitomo.match import MatchOptions, match_particles
+from affinitomo.search.stack import SearchOptions
 
 log = logging.getLogger(__name__)
 

@@ -92,7 +92,8 @@ def classes_from_table(path: str | Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from affinitomo.similarity import compute_similarity, plot_similarity, read_similarity, write_similarity
+    from affinitomo.io.similarity import read_similarity, write_similarity
+    from affinitomo.similarity import compute_similarity, plot_similarity
 
     classes = list(args.classes) if args.classes else (classes_from_table(args.classes_from) if args.classes_from else None)
     if args.matrix:

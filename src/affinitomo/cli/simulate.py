@@ -22,8 +22,8 @@ import logging
 import sys
 from dataclasses import asdict, fields
 
+from affinitomo.density.ctf import CtfParameters
 from affinitomo.errors import InputError
-from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.simulate.demo import DEMO_BOX, DEMO_PER_CLASS, DEMO_SHAPE, DEMO_TOMOGRAMS, DEMO_VOXEL_SIZE
 from affinitomo.simulate.imaging import DEFAULT_SNR, Imaging
 from affinitomo.simulate.phantoms import DEFAULT_HELD_OUT

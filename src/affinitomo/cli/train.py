@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from affinitomo.cli import fail
     from affinitomo.errors import InputError
-    from affinitomo.train.config import parse_options
+    from affinitomo.model.train_config import parse_options
     from affinitomo.train.labels import load_training_sources
     from affinitomo.train.loop import TrainingDiverged, train
 

@@ -1,10 +1,10 @@
 """Clustering, open-set classification and the results folder (the ``cluster`` stage).
 
 - :mod:`~affinitomo.cluster.features`: latents, or latents + template-matching scores (standardised);
-- :mod:`~affinitomo.cluster.clustering`: Louvain communities of the kNN graph, HDBSCAN, k-means, GMM;
+- :mod:`~affinitomo.grouping`: Louvain communities of the kNN graph, HDBSCAN, k-means, GMM;
 - :mod:`~affinitomo.cluster.classify`: kNN / logistic classifier with a calibrated 'unknown';
 - :mod:`~affinitomo.cluster.classifier_file`: ``classifier.npz``, to classify new data without refitting;
-- :mod:`~affinitomo.cluster.classified`: the classify step's output (``cluster/classified.npz``, ``.json``);
+- :mod:`~affinitomo.io.classified`: the classify step's output (``cluster/classified.npz``, ``.json``);
 - :mod:`~affinitomo.cluster.results`: class numbering and the files of the results folder;
 - :mod:`~affinitomo.cluster.report`: the report step: metrics, plots, ``run.json``;
 - :mod:`~affinitomo.cluster.decoded`: reconstructions and latent traversals from the trained model;

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def load_checked_model(checkpoint: str | Path, latent_dims: int, pose_dims: int,
                        box: int | None) -> tuple[Any, dict]:
     """The model on the CPU (eval mode); InputError when it does not fit the latents or the stack."""
-    from affinitomo.encode import load_model
+    from affinitomo.model.loading import load_model
 
     model, ckpt = load_model(checkpoint, "cpu")  # InputError when the file is not ours
     if model.config.latent_dims != latent_dims:
@@ -49,7 +49,7 @@ def reconstruct_rows(model: Any, stack: np.ndarray, rows: np.ndarray, normalise:
     """(inputs normalised as in training, reconstructions), each (n, B, B, B) float32."""
     import torch
 
-    from affinitomo.train.data import normalise_inplace
+    from affinitomo.io.stacks import normalise_inplace
 
     rows = np.asarray(rows, dtype=np.int64)
     inputs = np.empty((rows.size,) + stack.shape[1:], np.float32)

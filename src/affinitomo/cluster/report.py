@@ -33,12 +33,12 @@ def check_report_inputs(particles_path: str | Path, *, truth_path: str | Path | 
                         tomograms: list[str | Path] | None = None, particle_diameter: float | None = None) -> None:
     """Read and check the report step's own inputs (truth against the table, checkpoint against the
     latents and the stack, tomograms, particle diameter)."""
-    from affinitomo.averaging.averages import open_stack
     from affinitomo.cluster.decoded import load_checked_model
-    from affinitomo.cluster.pipeline import truth_for
+    from affinitomo.cluster.inputs import truth_for
     from affinitomo.cluster.run_info import resolve_tomograms
     from affinitomo.io.latents import read_latents
     from affinitomo.io.particles import read_particles
+    from affinitomo.io.stacks import open_stacks
 
     _check_file(training_log, "training log")
     _check_file(checkpoint, "checkpoint")
@@ -50,7 +50,7 @@ def check_report_inputs(particles_path: str | Path, *, truth_path: str | Path | 
         truth_for(table, truth_path, particles_path)
     if checkpoint is not None and latents_path is not None:
         latents = read_latents(latents_path)
-        stack = open_stack(stack_path, len(table)) if stack_path is not None else None
+        stack = open_stacks(stack_path, len(table)) if stack_path is not None else None
         load_checked_model(checkpoint, latents.mu.shape[1], latents.pose.shape[1],
                            None if stack is None else stack.shape[1])
 
@@ -64,19 +64,21 @@ def write_report(latents_path: str | Path, embedding_path: str | Path, particles
     """The report step on the results folder ``out_dir``. Returns a summary (``n_particles``,
     ``n_unknown`` (as classified, before the competition), ``classes``, ``metrics`` (None without
     truth), ``files``)."""
-    from affinitomo.averaging.averages import open_stack
-    from affinitomo.averaging.poses import SOURCES
-    from affinitomo.averaging.stage import read_averaged
-    from affinitomo.cluster.classified import read_classified
     from affinitomo.cluster.classifier_file import NAME as CLASSIFIER_NAME
-    from affinitomo.cluster.pipeline import latent_prior, read_matrix, truth_for
-    from affinitomo.cluster.results import class_numbers, write_json, write_plots
+    from affinitomo.cluster.inputs import latent_prior, read_matrix, truth_for
+    from affinitomo.cluster.results import write_plots
     from affinitomo.cluster.run_info import RUN_INFO_NAME, resolve_tomograms, run_info
-    from affinitomo.embed import labelled_mask
     from affinitomo.evaluate import evaluate, pose_error
     from affinitomo.geometry import euler_to_matrix
+    from affinitomo.io.averaged import SOURCES
+    from affinitomo.io.averaged import read_averaged
+    from affinitomo.io.classified import read_classified
     from affinitomo.io.latents import align_to_table, read_latents
     from affinitomo.io.particles import read_particles
+    from affinitomo.io.results import write_json
+    from affinitomo.io.stacks import open_stacks
+    from affinitomo.labels import class_numbers
+    from affinitomo.labels import labelled_mask
     from affinitomo.umap_file import NAME as UMAP_NAME
 
     out_dir = Path(out_dir)
@@ -93,7 +95,7 @@ def write_report(latents_path: str | Path, embedding_path: str | Path, particles
     results = read_particles(results_path)
     latents = align_to_table(read_latents(latents_path), table, latents_path, particles_path)
     matrix = read_matrix(matrix_path)
-    stack = open_stack(stack_path, n) if stack_path is not None else None
+    stack = open_stacks(stack_path, n) if stack_path is not None else None
     model, ckpt = None, None
     if checkpoint is not None:  # checked whenever given; decoder plots need the stack too
         from affinitomo.cluster.decoded import load_checked_model
@@ -172,7 +174,7 @@ def _decoded_views(model: Any, ckpt: dict, stack: Any, latents: Any, numbers: np
                    classes: pd.DataFrame, seed: int) -> dict[str, Any] | None:
     """Reconstructions of a few particles per group and traversals around the largest group."""
     from affinitomo.cluster.decoded import pick_examples, reconstruct_rows, traversals
-    from affinitomo.cluster.results import group_names
+    from affinitomo.labels import group_names
 
     examples = pick_examples(numbers, seed=seed)
     if not examples:

@@ -34,7 +34,7 @@ FILE_ROLES = ("checkpoint", "classifier", "umap", "matrix")
 
 def resolve_tomograms(paths: Iterable[str | Path]) -> dict[str, str]:
     """Tomogram name (file stem) -> absolute path, from files and folders of volume files."""
-    from affinitomo.extract import find_tomograms
+    from affinitomo.io.tomograms import find_tomograms
 
     return {name: str(path.expanduser().resolve()) for name, path in find_tomograms(list(paths)).items()}
 

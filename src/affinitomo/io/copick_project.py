@@ -16,7 +16,7 @@ A project is its ``config.json`` (any overlay copick opens; local folders in the
   read chunk by chunk as it is sliced, never whole.
 
 Writing (:func:`export_picks`): each known class of a results table, and each unknown group
-(``unknown-c<cluster id>``, copick's spelling of :func:`affinitomo.cluster.results.unknown_group_name`),
+(``unknown-c<cluster id>``, copick's spelling of :func:`affinitomo.labels.unknown_group_name`),
 becomes a pickable object (added to ``config.json`` when missing) with one picks set per run, by
 user ``affinitomo`` in the given session; locations in Å, orientations as 4x4 transforms
 (:func:`affinitomo.io.copick.picks_transforms`). Unknown particles left as noise are not written.
@@ -264,7 +264,7 @@ def object_names(results: pd.DataFrame, source: str | Path) -> pd.Series:
     """Per-row copick object name: the known class, ``unknown-c<cluster>``, or ``""`` (noise, not written)."""
     from copick.util.escape import sanitize_name
 
-    from affinitomo.cluster.results import UNKNOWN, unknown_group_name
+    from affinitomo.labels import UNKNOWN, unknown_group_name
 
     if "afmClassName" not in results.columns:
         raise InputError(source, "afmClassName", "a results table with class names (the cluster stage's particles.star)")

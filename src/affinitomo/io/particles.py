@@ -628,3 +628,37 @@ def _strip_suffix(name: str) -> str:
             return name[: -len(suffix)]
     return name
 
+
+def concat_tables(tables: list[pd.DataFrame], paths: list[str | Path]) -> pd.DataFrame:
+    """Per-tomogram particle tables, concatenated in order; particle ids must stay unique."""
+    if not tables:
+        raise InputError("--particles", None, "at least one particle table")
+    plain = [t.copy() for t in tables]
+    for t in plain:
+        t.attrs = {}  # per-file source details (pandas cannot merge them)
+    table = pd.concat(plain, ignore_index=True)
+    table.attrs = _shared_blocks(tables)
+    ids = table["afmParticleId"]
+    if not ids.is_unique:
+        dup = int(ids[ids.duplicated()].iloc[0])
+        where = [str(p) for p, t in zip(paths, tables) if (t["afmParticleId"] == dup).any()]
+        raise InputError(where[-1], "afmParticleId",
+                         f"ids unique across the gathered tables; {dup} is also in {where[0]} (tables of two runs?)")
+    return table
+
+
+def _shared_blocks(tables: list[pd.DataFrame]) -> dict:
+    """The input optics and other STAR blocks of the tables when every table has the same ones, else {}."""
+    def same(a: object, b: object) -> bool:
+        if isinstance(a, pd.DataFrame) or isinstance(b, pd.DataFrame):
+            return isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame) and a.equals(b)
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return a == b
+
+    keys = ("optics", "blocks", "block_order")
+    first = {k: tables[0].attrs[k] for k in keys if k in tables[0].attrs}
+    if all(set(k for k in keys if k in t.attrs) == set(first) and all(same(first[k], t.attrs[k]) for k in first)
+           for t in tables[1:]):
+        return first
+    return {}

@@ -1,4 +1,5 @@
-"""Several subtomogram stacks (``subtomos.npy``, one per tomogram) read as one, by row.
+"""Subtomogram stacks (``subtomos.npy``): one memory-mapped stack read by batch (:class:`SubtomoStack`,
+normalised per particle), and several (one per tomogram) read as one, by row (:func:`open_stacks`).
 
 Row ``i`` of the set is a row of one member stack, in the order the stacks are given (the
 order of the gathered particle table). Members are memory-mapped; nothing is loaded until
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from affinitomo.errors import InputError
 
@@ -84,3 +86,76 @@ def open_stacks(paths: str | Path | list[str | Path], n_rows: int | None = None)
         where = rows.paths[0] if len(rows.paths) == 1 else f"{len(rows.paths)} stacks ({rows.paths[0]}, ...)"
         raise InputError(where, "shape", f"{n_rows} subtomograms (one per table row), got {len(rows)}")
     return rows
+
+
+class SubtomoStack:
+    """``subtomos.npy`` (float32 N x B x B x B) opened with ``mmap_mode="r"``.
+
+    Only the rows of a batch are read; memory use is independent of N.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(self.path, None, "subtomogram stack (.npy) not found")
+        try:
+            self.data = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(self.path, None, f"a .npy array file ({exc})") from None
+        shape = self.data.shape
+        if self.data.ndim != 4 or not (shape[1] == shape[2] == shape[3]) or shape[0] < 1:
+            raise InputError(self.path, "shape", f"N x B x B x B cubic boxes, got {shape}")
+        if self.data.dtype != np.float32:
+            raise InputError(self.path, "dtype", f"float32, got {self.data.dtype}")
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def box(self) -> int:
+        return int(self.data.shape[1])
+
+    def read(self, indices: np.ndarray, normalise: str = "zscore") -> np.ndarray:
+        """Rows ``indices`` as a (n, 1, B, B, B) float32 array, normalised per particle.
+
+        Rows are read in increasing order (sequential I/O on the memmap) and returned in
+        the order asked for. Non-finite values raise InputError naming the rows.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(indices, kind="stable")
+        batch = np.empty((len(indices),) + self.data.shape[1:], np.float32)
+        batch[order] = self.data[indices[order]]
+        bad = ~np.isfinite(batch).reshape(len(indices), -1).all(1)
+        if bad.any():
+            raise InputError(self.path, "values", f"finite voxels; rows {indices[bad][:5].tolist()} hold NaN/inf")
+        normalise_inplace(batch, normalise)
+        return batch[:, None]
+
+
+def normalise_inplace(batch: np.ndarray, mode: str) -> None:
+    """Per-particle z-score ("zscore"), scaling to [0, 1] ("minmax"), or nothing ("none")."""
+    if mode == "none":
+        return
+    flat = batch.reshape(len(batch), -1)
+    if mode == "zscore":
+        mean = flat.mean(1, keepdims=True)
+        std = flat.std(1, keepdims=True)
+        flat -= mean
+        flat /= np.maximum(std, 1e-6)
+    elif mode == "minmax":
+        lo = flat.min(1, keepdims=True)
+        hi = flat.max(1, keepdims=True)
+        flat -= lo
+        flat /= np.maximum(hi - lo, 1e-6)
+    else:
+        raise ValueError(f"unknown normalisation {mode!r}")
+
+
+def stack_voxel_size(table: pd.DataFrame, path: Path) -> float:
+    """The stack's voxel size from the table's ``afmPixelSize`` (one value)."""
+    px = table["afmPixelSize"].to_numpy(float)
+    if not np.isfinite(px).all():
+        raise InputError(path, "afmPixelSize", "a pixel size for every particle (the extract stage's table)")
+    if np.abs(px - px[0]).max() > 0.01 * px[0]:
+        raise InputError(path, "afmPixelSize", f"one pixel size for the whole stack, got {np.unique(px)}")
+    return float(px[0])

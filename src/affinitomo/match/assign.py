@@ -6,9 +6,9 @@ import logging
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from affinitomo.labels import UNKNOWN
 
-UNKNOWN = "unknown"
+log = logging.getLogger(__name__)
 
 
 #: Labelled particles a class needs for a threshold of its own (else the pooled one is used).

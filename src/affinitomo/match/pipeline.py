@@ -4,36 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from affinitomo.density.score import resolve_device
+from affinitomo.density.templates import ctf_weighted, load_templates
 from affinitomo.errors import InputError
 from affinitomo.geometry import matrix_to_euler
 from affinitomo.io.particles import ANGLES, read_particles, write_particles
-from affinitomo.io.stacks import nonfinite_rows, open_npy_stack
+from affinitomo.io.scores import write_scores
+from affinitomo.io.stacks import nonfinite_rows, open_npy_stack, stack_voxel_size
 from affinitomo.match.assign import assign, label_indices, unknown_threshold
-from affinitomo.match.scores import write_scores
-from affinitomo.match.search import SearchOptions, match_stack
-from affinitomo.match.settings import write_settings
-from affinitomo.match.templates import ctf_weighted, load_templates
-from affinitomo.simulate.ctf import CtfParameters
-from affinitomo.similarity.score import default_device
+from affinitomo.match.settings import MatchOptions, write_settings
+from affinitomo.search.stack import match_stack
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class MatchOptions:
-    """Search settings, the tomograms' CTF (None: not weighted), the open-set rule and the device ('auto', 'cpu', 'cuda')."""
-
-    search: SearchOptions = field(default_factory=SearchOptions)
-    ctf: CtfParameters | None = None
-    unknown_percentile: float = 5.0
-    per_class_threshold: bool = True
-    device: str = "auto"
 
 
 @dataclass
@@ -45,11 +33,6 @@ class MatchResult:
     classes: list[str]
     threshold: np.ndarray | None
     seconds: float
-
-
-def resolve_device(name: str) -> str:
-    """'auto' -> CUDA when present, else CPU."""
-    return str(default_device()) if name == "auto" else name
 
 
 def open_stack(path: Path, table: pd.DataFrame) -> np.ndarray:
@@ -67,16 +50,6 @@ def open_stack(path: Path, table: pd.DataFrame) -> np.ndarray:
                                          f"(rows {bad[:5].tolist()}, afmParticleId {ids}): extract them again "
                                          f"('affinitomo extract' skips such boxes)")
     return stack
-
-
-def stack_voxel_size(table: pd.DataFrame, path: Path) -> float:
-    """The stack's voxel size from the table's ``afmPixelSize`` (one value)."""
-    px = table["afmPixelSize"].to_numpy(float)
-    if not np.isfinite(px).all():
-        raise InputError(path, "afmPixelSize", "a pixel size for every particle (the extract stage's table)")
-    if np.abs(px - px[0]).max() > 0.01 * px[0]:
-        raise InputError(path, "afmPixelSize", f"one pixel size for the whole stack, got {np.unique(px)}")
-    return float(px[0])
 
 
 def match_particles(

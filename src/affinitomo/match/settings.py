@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from affinitomo.density.ctf import CtfParameters
 from affinitomo.errors import InputError
+from affinitomo.search.stack import SearchOptions
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ NAME = "match.json"
 
 
 def write_settings(out_dir: str | Path, options: Any, templates: str | Path) -> Path:
-    """Write ``out_dir/match.json`` for a :class:`~affinitomo.match.pipeline.MatchOptions`, atomically."""
+    """Write ``out_dir/match.json`` for a :class:`MatchOptions`, atomically."""
     from affinitomo.io.atomic import atomic_path
 
     search = asdict(options.search)
@@ -38,12 +40,9 @@ def write_settings(out_dir: str | Path, options: Any, templates: str | Path) -> 
 
 
 def read_settings(path: str | Path, device: str = "auto") -> Any:
-    """The :class:`~affinitomo.match.pipeline.MatchOptions` recorded in a ``match.json`` (InputError
+    """The :class:`MatchOptions` recorded in a ``match.json`` (InputError
     naming the file and the field when it is not one)."""
-    from affinitomo.match.pipeline import MatchOptions
-    from affinitomo.match.search import SearchOptions
     from affinitomo.options import from_known_keys, load_json
-    from affinitomo.simulate.ctf import CtfParameters
 
     path = Path(path)
     if not path.is_file():
@@ -72,3 +71,14 @@ def recorded_settings(run_dir: str | Path) -> Path | None:
     """The ``match.json`` of an earlier run's results folder (the first tomogram's; they are alike), or None."""
     found = sorted(Path(run_dir, "match").glob(f"**/{NAME}"))
     return found[0] if found else None
+
+
+@dataclass
+class MatchOptions:
+    """Search settings, the tomograms' CTF (None: not weighted), the open-set rule and the device ('auto', 'cpu', 'cuda')."""
+
+    search: SearchOptions = field(default_factory=SearchOptions)
+    ctf: CtfParameters | None = None
+    unknown_percentile: float = 5.0
+    per_class_threshold: bool = True
+    device: str = "auto"

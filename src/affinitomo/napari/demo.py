@@ -23,7 +23,7 @@ import pandas as pd
 from affinitomo.io.atomic import atomic_path
 from affinitomo.io.latents import Latents, write_latents
 from affinitomo.io.volumes import read_volume, write_volume
-from affinitomo.napari.features import UNKNOWN, UNKNOWN_GROUP_PREFIX
+from affinitomo.labels import UNKNOWN, UNKNOWN_GROUP_PREFIX
 
 SAMPLE_SHAPE = (64, 192, 192)  # [z, y, x]: ~0.6 s to simulate on 2 cores
 SAMPLE_PER_CLASS = 5  # 10 classes -> 50 particles
@@ -35,7 +35,7 @@ def synthetic_results(truth: pd.DataFrame, known: Sequence[str], latent_dim: int
 
     ``truth`` needs ``afmClassName``; classes not in ``known`` are assigned 'unknown'.
     """
-    from affinitomo.cluster.results import class_numbers
+    from affinitomo.labels import class_numbers
 
     rng = np.random.default_rng(seed)
     names = list(dict.fromkeys(truth["afmClassName"].astype(str)))
@@ -69,8 +69,9 @@ def write_results(results: Path, table: pd.DataFrame, latents: np.ndarray, known
     ``averages`` maps class and unknown group names to volumes; ``diameter`` (Å) goes to
     run.json's ``particle_diameter`` when given.
     """
-    from affinitomo.cluster.results import class_numbers, safe_name, write_classes_csv
     from affinitomo.io.particles import write_particles
+    from affinitomo.io.results import write_classes_csv
+    from affinitomo.labels import class_numbers, safe_name
 
     write_particles(results / "particles.star", table)
     for name, vol in averages.items():

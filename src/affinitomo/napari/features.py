@@ -18,12 +18,11 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.geometry import euler_to_matrix
+from affinitomo.labels import UNKNOWN, UNKNOWN_GROUP_PREFIX
 
-UNKNOWN = "unknown"
 UNLABELLED = ""
 REJECTED = "rejected"  # the group of rejected particles (not a class name)
 REJECTED_ID = -1
-UNKNOWN_GROUP_PREFIX = f"{UNKNOWN}_c"  # + cluster id: the cluster stage's unknown groups (docs/architecture.md)
 UNKNOWN_GROUP_PATTERN = re.compile(rf"{UNKNOWN_GROUP_PREFIX}\d+")
 
 

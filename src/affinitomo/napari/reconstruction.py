@@ -24,7 +24,7 @@ class Reconstructor:
 
     def _load(self):
         if self._model is None:
-            from affinitomo.encode import load_model
+            from affinitomo.model.loading import load_model
 
             self._model, ckpt = load_model(self.checkpoint, "cpu")  # InputError if not ours
             self._normalise = ckpt["train_config"].normalise
@@ -40,7 +40,7 @@ class Reconstructor:
         """The model's output ``[z, y, x]`` float32 for one ``box``^3 subtomogram."""
         import torch
 
-        from affinitomo.train.data import normalise_inplace
+        from affinitomo.io.stacks import normalise_inplace
 
         model = self._load()
         volume = np.asarray(volume, dtype=np.float32)

@@ -35,8 +35,10 @@ from affinitomo.geometry import euler_to_matrix
 from affinitomo.io.latents import latent_means
 from affinitomo.io.volumes import read_volume
 from affinitomo.napari import results as res
-from affinitomo.napari.features import (REJECTED, UNKNOWN, UNLABELLED, ClassPalette, category_colors, is_class_name,
-                                        is_unknown_group, particle_features, particle_groups, value_colors)
+from affinitomo.napari.features import (
+    REJECTED, UNLABELLED, ClassPalette, category_colors, is_class_name, is_unknown_group, particle_features, particle_groups, value_colors,
+)
+from affinitomo.labels import UNKNOWN
 from affinitomo.napari.particle_view import align_to_reference, box_size_for, crop_box
 from affinitomo.napari.reconstruction import Reconstructor
 from affinitomo.napari.selection import medoid
@@ -416,7 +418,7 @@ class ReviewSession:
 
         ``name`` is a class or an unknown group (``unknown_c<cluster id>``).
         """
-        from affinitomo.cluster.results import safe_name
+        from affinitomo.labels import safe_name
 
         if name not in self.averages and self.results_dir is not None:
             path = self.results_dir / "averages" / f"{safe_name(name)}.mrc"

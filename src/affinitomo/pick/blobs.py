@@ -42,7 +42,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -304,36 +304,3 @@ def picks_table(path: Path, zyx: np.ndarray, scores: np.ndarray, settings: PickS
             "afmPickScore": np.asarray(scores, dtype=float),
         }
     )
-
-
-def pick_tomograms(paths: Sequence[str | Path], templates: str | Path | None = None, **kwargs) -> pd.DataFrame:
-    """:func:`pick_tomogram` on each tomogram (or, given a ``templates`` folder,
-    :func:`affinitomo.pick.template.pick_tomogram_templates`); one table with ids unique across it."""
-    stems: dict[str, Path] = {}
-    for p in map(Path, paths):
-        if p.stem in stems:
-            raise InputError(p, "rlnTomoName", f"tomograms with distinct file stems; {p.stem!r} is also {stems[p.stem]}")
-        stems[p.stem] = p
-    if templates is not None:
-        from affinitomo.pick.template import pick_tomogram_templates
-
-        tables = [pick_tomogram_templates(p, templates, **kwargs) for p in stems.values()]
-    else:
-        tables = [pick_tomogram(p, **kwargs) for p in stems.values()]
-    table = pd.concat(tables, ignore_index=True)
-    table["afmParticleId"] = np.arange(len(table), dtype=np.int64)
-    return table
-
-
-def ids_from_names(names: np.ndarray) -> np.ndarray:
-    """Particle ids unique across separately picked tomograms: crc32(name) * 2^24 + rank in the tomogram."""
-    import zlib
-
-    names = np.asarray(names, dtype=str)
-    ids = np.empty(len(names), dtype=np.int64)
-    for name in np.unique(names):
-        rows = np.flatnonzero(names == name)
-        if len(rows) >= 1 << 24:
-            raise InputError(name, "afmParticleId", f"fewer than {1 << 24} picks per tomogram, got {len(rows)}")
-        ids[rows] = (zlib.crc32(name.encode()) << 24) + np.arange(len(rows), dtype=np.int64)
-    return ids

@@ -1,9 +1,9 @@
 """Template-matching picker: rotation search with FFT cross-correlation (FLCF), streamed in Z slabs.
 
 The optional alternative to the blob picker (:mod:`.blobs`), with the same template maps the
-``match`` and ``similarity`` stages use (:func:`affinitomo.match.templates.load_templates`:
+``match`` and ``similarity`` stages use (:func:`affinitomo.density.templates.load_templates`:
 resampled to the tomogram's pixel size, zero background), optionally through the tomograms' CTF
-(``ctf``; :func:`affinitomo.match.templates.ctf_weighted`, as the match stage weights them: a
+(``ctf``; :func:`affinitomo.density.templates.ctf_weighted`, as the match stage weights them: a
 tomogram reconstructed without CTF correction shows each molecule with the CTF's sign flips).
 Per tomogram:
 
@@ -12,14 +12,14 @@ Per tomogram:
 2. Per Z slab (``slab`` planes plus a halo of template radius + low-pass reach + peak
    half-width, re-read from the memory map), padded by reflection at the tomogram's faces:
    the slab's spectrum low-passed at ``resolution`` (the cosine edge of
-   :class:`affinitomo.similarity.score.FourierScorer`), and the local sum and sum of squares
+   :class:`affinitomo.density.score.FourierScorer`), and the local sum and sum of squares
    of the low-passed slab under a spherical mask of the template radius (two FFT
    convolutions; the mask is a sphere, so they serve every rotation).
-3. For every template and every rotation of :func:`affinitomo.similarity.rotations.so3_grid`
-   (step ``angular_step``, default :func:`~affinitomo.similarity.rotations.auto_angular_step`
+3. For every template and every rotation of :func:`affinitomo.density.so3.so3_grid`
+   (step ``angular_step``, default :func:`~affinitomo.density.so3.auto_angular_step`
    at the resolution and the largest template radius), in batches: the template rotated
-   (:func:`~affinitomo.similarity.score.rotate_volumes`), low-passed, optionally multiplied
-   by the missing wedge of the tomogram frame (:func:`affinitomo.match.filters.wedge_filter`,
+   (:func:`~affinitomo.density.score.rotate_volumes`), low-passed, optionally multiplied
+   by the missing wedge of the tomogram frame (:func:`affinitomo.density.wedge.wedge_filter`,
    default off), masked, made zero-mean and unit-norm under the mask; its cross-correlation
    with the slab by FFT (``torch.fft.rfftn``) divided by the slab's local standard deviation
    under the mask is the local normalised cross-correlation (fast local correlation function,
@@ -51,13 +51,14 @@ import pandas as pd
 import scipy.fft as sfft
 import torch
 
+from affinitomo.density.filters import apply_filter
+from affinitomo.density.templates import ctf_weighted, load_templates
+from affinitomo.density.wedge import Wedge, wedge_filter
 from affinitomo.errors import InputError
 from affinitomo.geometry import matrix_to_euler
 from affinitomo.io.particles import ANGLES
 from affinitomo.io.volumes import open_volume
-from affinitomo.match.filters import Wedge, apply_filter, wedge_filter
-from affinitomo.match.search import SearchOptions
-from affinitomo.match.templates import ctf_weighted, load_templates
+from affinitomo.search.stack import SearchOptions
 from affinitomo.pick.blobs import (
     MIN_BINNED_DIAMETER,
     STAT_SAMPLES,
@@ -68,12 +69,12 @@ from affinitomo.pick.blobs import (
     robust_scores,
     select_picks,
 )
+from affinitomo.density.ctf import CtfParameters
+from affinitomo.density.score import default_device, radial_frequency, rotate_volumes, soft_lowpass
+from affinitomo.density.so3 import auto_angular_step, so3_grid
 from affinitomo.pick.peaks import local_maxima, refine
 from affinitomo.pick.slabs import binned_shape, iter_slabs
 from affinitomo.progress import progress_bar
-from affinitomo.simulate.ctf import CtfParameters
-from affinitomo.similarity.rotations import auto_angular_step, so3_grid
-from affinitomo.similarity.score import default_device, radial_frequency, rotate_volumes, soft_lowpass
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _even_at_least(x: float) -> int:
 def load_bank(folder: str | Path, pixel_size: float, diameter: float, resolution: float,
               angular_step: float | None, wedge: Wedge, ctf: CtfParameters | None = None) -> TemplateBank:
     """Templates of ``folder`` at ``pixel_size`` Å (binned), through the tomograms' ``ctf`` if given
-    (:func:`affinitomo.match.templates.ctf_weighted`), cropped to a box around the larger of the
+    (:func:`affinitomo.density.templates.ctf_weighted`), cropped to a box around the larger of the
     particle (``diameter`` pixels) and the templates' mass radius; the rotation grid."""
     box0 = _even_at_least(1.5 * diameter + 6)
     names, stack, radii = load_templates(folder, pixel_size, box0, resolution)
@@ -309,7 +310,7 @@ def pick_tomogram_templates(
     the best NCC, default ``DEFAULT_TEMPLATE_THRESHOLD``; ``diameter_A`` sets the NMS distance,
     the edge margin and the smallest mask radius), plus ``resolution`` (Å, working low-pass;
     default ``DEFAULT_RESOLUTION`` or 2 binned pixels if coarser), ``angular_step`` (degrees;
-    default :func:`~affinitomo.similarity.rotations.auto_angular_step`), ``wedge`` (tilt range
+    default :func:`~affinitomo.density.so3.auto_angular_step`), ``wedge`` (tilt range
     in degrees of the missing wedge applied to the templates; default none), ``ctf`` (the
     tomograms' CTF, applied to the templates as in the match stage; default none), ``batch``
     (rotations per FFT batch; default from the slab size) and ``device`` (default CUDA when

@@ -25,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from affinitomo.density.resample import fft_size
 from affinitomo.errors import InputError
+from affinitomo.io.structures import load_structure, structure_files
 from affinitomo.progress import progress_bar
-from affinitomo.similarity.maps import fft_size, load_structure, structure_files, to_common_grid
-from affinitomo.similarity.search import search_pose
+from affinitomo.search.pose import search_pose
+from affinitomo.similarity.maps import to_common_grid
 
 log = logging.getLogger(__name__)
 

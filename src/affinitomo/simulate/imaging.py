@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import fft as sfft
 
+from affinitomo.density.ctf import CtfParameters
 from affinitomo.errors import InputError
-from affinitomo.simulate.ctf import CtfParameters
 from affinitomo.simulate.tiltseries import accumulated_dose, backproject, detector_width, project, projection_operator, tilt_angles
 from affinitomo.simulate.tomogram import wedge_tomogram
 

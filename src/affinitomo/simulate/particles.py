@@ -36,12 +36,13 @@ import pandas as pd
 from scipy import fft as sfft
 
 from affinitomo import __version__
+from affinitomo.density.masks import spherical_mask
 from affinitomo.errors import InputError
-from affinitomo.extract import ExtractionOptions, normalise_boxes, spherical_mask
 from affinitomo.geometry import matrix_to_euler, random_matrices, rotate_volume
 from affinitomo.io.atomic import atomic_path
 from affinitomo.io.pages import PageBudget
 from affinitomo.io.particles import write_particles
+from affinitomo.io.subtomos import ExtractionOptions, normalise_boxes
 from affinitomo.progress import progress_bar
 from affinitomo.simulate.imaging import Imaging
 from affinitomo.simulate.phantoms import bounding_radius

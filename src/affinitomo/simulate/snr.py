@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from affinitomo.density.masks import spherical_mask
 from affinitomo.errors import InputError
-from affinitomo.extract import spherical_mask
 
 CHUNK = 256  # particles read at a time
 MIN_CORNER = 8  # voxels each corner of the outer region needs at least

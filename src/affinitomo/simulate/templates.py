@@ -8,7 +8,7 @@ the ``template_source``:
   (:func:`bfactor_lowpass`), as a reference map of lower resolution than the molecule;
 - ``pdb``: densities computed from the atomic models of a folder (file stem = map stem) with a
   model of their own, a Gaussian per heavy atom weighted by its atomic number at twice the voxel
-  size's resolution (:func:`affinitomo.similarity.maps.simulate_model`), set into the map's box with
+  size's resolution (:func:`affinitomo.io.structures.simulate_model`), set into the map's box with
   its centre of mass on the map's and scaled to the map's total density (:func:`model_template`).
   A known class without a model keeps its map (a warning says which).
 """
@@ -136,7 +136,7 @@ def model_template(model: str | Path, like: np.ndarray, voxel_size: float) -> np
     Its centre of mass lands on the map's (linear interpolation), negative interpolation
     residue is clipped, and it is scaled to the map's total density.
     """
-    from affinitomo.similarity.maps import simulate_model
+    from affinitomo.io.structures import simulate_model
 
     density = simulate_model(model, 2 * voxel_size, voxel_size).density
     cube = np.zeros_like(like, dtype=np.float32)
@@ -149,7 +149,7 @@ def model_template(model: str | Path, like: np.ndarray, voxel_size: float) -> np
 
 def model_files(folder: str | Path) -> dict[str, Path]:
     """The atomic models (.pdb, .cif, ...) in ``folder`` by file stem; :class:`InputError` when there are none."""
-    from affinitomo.similarity.maps import MODEL_SUFFIXES
+    from affinitomo.io.structures import MODEL_SUFFIXES
 
     folder = Path(folder)
     if not folder.is_dir():

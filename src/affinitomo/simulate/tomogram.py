@@ -1,10 +1,6 @@
 """Building a tomogram: pasting rotated templates, the Fourier-space missing wedge, noise to an SNR.
 
-Convention for the missing wedge (shared with :mod:`affinitomo.simulate.tiltseries`):
-the specimen is tilted about the Y axis; at tilt angle θ a projection measures the
-central plane of Fourier space spanned by ``k_y`` and the direction
-``(k_x, k_z) = (cos θ, sin θ)``. A frequency is measured when the angle of its
-``(k_x, k_z)`` line, ``atan(k_z / k_x)``, lies in ``[tilt_min, tilt_max]``.
+The missing wedge follows the convention of :mod:`affinitomo.density.wedge`.
 """
 
 from __future__ import annotations
@@ -14,11 +10,10 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import fft as sfft
 
+from affinitomo.density.wedge import FFT_WORKERS, measured_fraction, wedge_mask
 from affinitomo.geometry import rotate_volume
 from affinitomo.progress import progress_bar
 from affinitomo.simulate.placement import Placement
-
-FFT_WORKERS = -1  # all cores
 
 
 def paste(volume: np.ndarray, box: np.ndarray, centre: Sequence[int]) -> None:
@@ -77,49 +72,6 @@ def box_mask(shape: Sequence[int], placement: Placement, box_sizes: Sequence[int
         stop = np.minimum(centre - b // 2 + b, shape)
         mask[tuple(slice(a, z) for a, z in zip(start, stop))] = True
     return mask
-
-
-def wedge_angles(shape: Sequence[int], rfft: bool = True) -> np.ndarray:
-    """Angle (degrees, in [-90, 90]) of each frequency's (k_x, k_z) line, broadcastable to the FFT grid."""
-    nz, _, nx = shape
-    kz = sfft.fftfreq(nz)[:, None, None]
-    kx = (sfft.rfftfreq(nx) if rfft else sfft.fftfreq(nx))[None, None, :]
-    ang = np.degrees(np.arctan2(kz, kx))
-    ang = np.where(ang > 90, ang - 180, ang)
-    return np.where(ang < -90, ang + 180, ang)
-
-
-def wedge_mask(shape: Sequence[int], tilt_min: float = -60.0, tilt_max: float = 60.0, rfft: bool = True) -> np.ndarray:
-    """Missing-wedge mask (1 = measured) for the rFFT (default) or FFT of a ``[z, y, x]`` volume; shape (nz, 1, nkx)."""
-    ang = wedge_angles(shape, rfft)
-    inside = (ang >= tilt_min - 1e-9) & (ang <= tilt_max + 1e-9)
-    if tilt_max >= 90 - 1e-9 or tilt_min <= -90 + 1e-9:  # the k_x = 0 line is at +-90: one line
-        inside |= np.abs(np.abs(ang) - 90) < 1e-9
-    inside[0, 0, 0] = True  # DC: every projection measures it
-    return inside.astype(np.float32)
-
-
-def _rfft_weights(nx: int) -> np.ndarray:
-    """How many full-spectrum coefficients each rFFT column stands for (1 or 2)."""
-    w = np.full(nx // 2 + 1, 2.0)
-    w[0] = 1.0
-    if nx % 2 == 0:
-        w[-1] = 1.0
-    return w
-
-
-def measured_fraction(shape: Sequence[int], mask: np.ndarray) -> float:
-    """Fraction of the full spectrum kept by an rFFT mask of shape (nz, 1, nkx): variance kept of white noise."""
-    w = _rfft_weights(shape[2])[None, None, :]
-    return float((np.broadcast_to(mask, (shape[0], 1, mask.shape[2])) ** 2 * w).sum() / (shape[0] * shape[2]))
-
-
-def apply_wedge(volume: np.ndarray, tilt_min: float = -60.0, tilt_max: float = 60.0) -> np.ndarray:
-    """Remove the missing wedge from a volume in Fourier space (float32 result)."""
-    mask = wedge_mask(volume.shape, tilt_min, tilt_max)
-    spec = sfft.rfftn(volume, workers=FFT_WORKERS)
-    spec *= mask
-    return sfft.irfftn(spec, s=volume.shape, workers=FFT_WORKERS).astype(np.float32)
 
 
 def wedge_tomogram(

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft as sfft
 
+from affinitomo.density.wedge import _rfft_weights, wedge_mask
 from affinitomo.simulate.imaging import Imaging, apply_tilt_transfer
 from affinitomo.simulate.tiltseries import backproject, detector_width, project, projection_operator, tilt_angles
-from affinitomo.simulate.tomogram import _rfft_weights, wedge_mask
 
 IMPULSES = 8  # impulse responses averaged for the tilt-series signal transfer
 NOISE_REALISATIONS = 16  # reconstructed noise volumes averaged for the tilt-series noise spectrum

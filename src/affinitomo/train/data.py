@@ -7,50 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from affinitomo.errors import InputError
-
-
-class SubtomoStack:
-    """``subtomos.npy`` (float32 N x B x B x B) opened with ``mmap_mode="r"``.
-
-    Only the rows of a batch are read; memory use is independent of N.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(self.path, None, "subtomogram stack (.npy) not found")
-        try:
-            self.data = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(self.path, None, f"a .npy array file ({exc})") from None
-        shape = self.data.shape
-        if self.data.ndim != 4 or not (shape[1] == shape[2] == shape[3]) or shape[0] < 1:
-            raise InputError(self.path, "shape", f"N x B x B x B cubic boxes, got {shape}")
-        if self.data.dtype != np.float32:
-            raise InputError(self.path, "dtype", f"float32, got {self.data.dtype}")
-
-    def __len__(self) -> int:
-        return int(self.data.shape[0])
-
-    @property
-    def box(self) -> int:
-        return int(self.data.shape[1])
-
-    def read(self, indices: np.ndarray, normalise: str = "zscore") -> np.ndarray:
-        """Rows ``indices`` as a (n, 1, B, B, B) float32 array, normalised per particle.
-
-        Rows are read in increasing order (sequential I/O on the memmap) and returned in
-        the order asked for. Non-finite values raise InputError naming the rows.
-        """
-        indices = np.asarray(indices, dtype=np.int64)
-        order = np.argsort(indices, kind="stable")
-        batch = np.empty((len(indices),) + self.data.shape[1:], np.float32)
-        batch[order] = self.data[indices[order]]
-        bad = ~np.isfinite(batch).reshape(len(indices), -1).all(1)
-        if bad.any():
-            raise InputError(self.path, "values", f"finite voxels; rows {indices[bad][:5].tolist()} hold NaN/inf")
-        normalise_inplace(batch, normalise)
-        return batch[:, None]
+from affinitomo.io.stacks import SubtomoStack
 
 
 class StackSet:
@@ -94,25 +51,6 @@ class StackSet:
             where = np.flatnonzero(src == k)
             out[where] = self.stacks[k].read(indices[where] - self.offsets[k], normalise)
         return out
-
-
-def normalise_inplace(batch: np.ndarray, mode: str) -> None:
-    """Per-particle z-score ("zscore"), scaling to [0, 1] ("minmax"), or nothing ("none")."""
-    if mode == "none":
-        return
-    flat = batch.reshape(len(batch), -1)
-    if mode == "zscore":
-        mean = flat.mean(1, keepdims=True)
-        std = flat.std(1, keepdims=True)
-        flat -= mean
-        flat /= np.maximum(std, 1e-6)
-    elif mode == "minmax":
-        lo = flat.min(1, keepdims=True)
-        hi = flat.max(1, keepdims=True)
-        flat -= lo
-        flat /= np.maximum(hi - lo, 1e-6)
-    else:
-        raise ValueError(f"unknown normalisation {mode!r}")
 
 
 def _axis_half_turns() -> dict[str, np.ndarray]:

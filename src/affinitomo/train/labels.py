@@ -13,7 +13,8 @@ import pandas as pd
 
 from affinitomo.errors import InputError
 from affinitomo.geometry import euler_to_matrix
-from affinitomo.train.data import StackSet, SubtomoStack
+from affinitomo.io.stacks import SubtomoStack
+from affinitomo.train.data import StackSet
 from affinitomo.train.loop import TrainingData
 
 ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
@@ -65,7 +66,7 @@ def load_training_sources(
     particle at all, a class missing from the matrix.
     """
     from affinitomo.io.particles import read_particles
-    from affinitomo.similarity.matrix_io import read_similarity
+    from affinitomo.io.similarity import read_similarity
 
     if not sources:
         raise InputError("--stack", None, "at least one stack and particle table")

@@ -19,14 +19,15 @@ from tqdm import tqdm
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
+from affinitomo.io.stacks import SubtomoStack
 from affinitomo.model import losses
 from affinitomo.model.checkpoint import load_checkpoint, save_checkpoint
+from affinitomo.model.device import autocast, pick_device
+from affinitomo.model.train_config import TrainConfig, config_from_dict
 from affinitomo.model.vae import AffinityVAE
 from affinitomo.progress import progress_bar
 from affinitomo.train import distributed as ddp
-from affinitomo.train.config import TrainConfig, config_from_dict
-from affinitomo.train.data import AUGMENTATION_GROUPS, StackSet, SubtomoStack, group_augment, stratified_split
-from affinitomo.train.device import autocast, pick_device
+from affinitomo.train.data import AUGMENTATION_GROUPS, StackSet, group_augment, stratified_split
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Rotation sets for searching SO(3): near-uniform global grids and local neighbourhoods.
+"""Rotation sets for searching SO(3): near-uniform global grids, local neighbourhoods, distinct best rotations.
 
 Matrices are in the package convention (:mod:`affinitomo.geometry`): ``A`` acts on
 (x, y, z) column vectors and rotates the reference into the particle.
@@ -68,14 +68,29 @@ def local_axis_steps(center: np.ndarray, step: float) -> np.ndarray:
     return Rotation.from_rotvec(offsets).as_matrix() @ np.asarray(center, dtype=float)
 
 
-def distinct_best(matrices: np.ndarray, scores: np.ndarray, k: int, min_angle: float) -> np.ndarray:
-    """Indices of up to ``k`` highest ``scores`` whose rotations are ``min_angle`` degrees apart."""
-    order = np.argsort(-scores)
-    chosen: list[int] = []
-    for idx in order:
-        if len(chosen) >= k:
+def distinct(grid: np.ndarray, values: np.ndarray, rots: np.ndarray, k: int, min_angle: float) -> np.ndarray:
+    """Columns (B, k) of the first ``k`` entries (sorted by value) at least ``min_angle`` apart; -1 = none.
+
+    Row b holds ``keep`` candidates: scores ``values[b]`` and rotations ``grid[rots[b]]``.
+    """
+    b, keep = rots.shape
+    chosen = np.full((b, k), -1, dtype=int)
+    count = np.zeros(b, dtype=int)
+    order = np.argsort(-values, axis=1)
+    rows = np.arange(b)
+    for j in range(keep):
+        if (count >= k).all():
             break
-        if chosen and np.min(angular_distance(matrices[chosen], matrices[idx][None])) < min_angle:
-            continue
-        chosen.append(int(idx))
-    return np.array(chosen, dtype=int)
+        col = order[:, j]
+        mats = grid[rots[rows, col]]
+        ok = count < k
+        for c in range(k):
+            has = chosen[:, c] >= 0
+            if has.any():
+                prev = grid[rots[rows[has], chosen[has, c]]]
+                near = np.zeros(b, dtype=bool)
+                near[has] = angular_distance(prev, mats[has]) < min_angle
+                ok &= ~near
+        chosen[rows[ok], count[ok]] = col[ok]
+        count += ok
+    return chosen

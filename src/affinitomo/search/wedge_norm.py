@@ -1,15 +1,15 @@
-"""Filters shared by templates and particles: working-resolution low-pass and missing wedge.
+"""The template's norm under the missing wedge, for every rotation (:class:`WedgeNorm`).
 
 The score is the NCC of ``W L p`` (particle) and ``W L A t`` (template rotated by A), where
-``L`` is the soft low-pass of :class:`affinitomo.similarity.score.FourierScorer` and ``W`` the
-missing-wedge mask of the tomogram frame (:func:`affinitomo.simulate.tomogram.wedge_mask`,
+``L`` is the soft low-pass of :class:`affinitomo.density.score.FourierScorer` and ``W`` the
+missing-wedge mask of the tomogram frame (:func:`affinitomo.density.wedge.wedge_mask`,
 tilt axis y, beam along z). Because ``W`` is a projection and ``L`` isotropic,
 ``<W L p, W L A t> = <q, A u>`` with ``q = W L p`` and ``u = L t``; only the template's norm
 under the wedge, ``|W A u|``, depends on the pose, and it is computed from ``u``'s power
 spectrum (:class:`WedgeNorm`).
 
 Both masks act in the rFFT layout of ``[z, y, x]`` boxes; the wedge's edge follows
-``simulate.tomogram.wedge_angles`` (angle of the (k_x, k_z) line in [-90, 90]).
+:func:`affinitomo.density.wedge.wedge_angles` (angle of the (k_x, k_z) line in [-90, 90]).
 """
 
 from __future__ import annotations
@@ -17,50 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from affinitomo.simulate.tomogram import wedge_mask
-from affinitomo.similarity.score import FourierScorer
-
-Wedge = tuple[float, float] | None
-
-
-def wedge_filter(n: int, wedge: Wedge, device: torch.device) -> torch.Tensor:
-    """rFFT mask (n, 1, n//2+1) of the measured region for tilts ``wedge`` (degrees); ones without one."""
-    if wedge is None:
-        return torch.ones((n, 1, n // 2 + 1), device=device)
-    return torch.as_tensor(wedge_mask((n, n, n), wedge[0], wedge[1]), device=device)
-
-
-def filtered_scorer(n: int, voxel_size: float, resolution: float, wedge: Wedge, device: torch.device,
-                    max_shift: float | None = None) -> FourierScorer:
-    """A FourierScorer whose filter is the low-pass times the wedge (spectra are ``W L x``)."""
-    scorer = FourierScorer(n, voxel_size, resolution, "ncc", max_shift, device)
-    scorer.filter = scorer.filter * wedge_filter(n, wedge, device)
-    return scorer
-
-
-def apply_filter(volumes: torch.Tensor, filt: torch.Tensor) -> torch.Tensor:
-    """Real-space volumes (B, n, n, n) filtered by an rFFT-layout filter."""
-    n = volumes.shape[-1]
-    spec = torch.fft.rfftn(volumes.to(torch.float32), dim=(-3, -2, -1)) * filt
-    return torch.fft.irfftn(spec, s=(n, n, n), dim=(-3, -2, -1))
-
-
-def upsample2(volumes: torch.Tensor) -> torch.Tensor:
-    """Volumes (B, n, n, n), n even, on a grid twice as fine (Fourier zero-padding): voxel i -> 2i.
-
-    Trilinear interpolation of a map filtered near Nyquist loses much of its signal; on
-    the finer grid it is accurate.
-    """
-    n = volumes.shape[-1]
-    if n % 2:
-        raise ValueError(f"upsample2 needs an even box, got {n}")
-    spec = torch.fft.rfftn(volumes.to(torch.float32), dim=(-3, -2, -1))
-    h = n // 2
-    out = torch.zeros(volumes.shape[:-3] + (2 * n, 2 * n, n + 1), dtype=spec.dtype, device=spec.device)
-    for zs, zd in ((slice(0, h), slice(0, h)), (slice(h, n), slice(2 * n - h, 2 * n))):
-        for ys, yd in ((slice(0, h), slice(0, h)), (slice(h, n), slice(2 * n - h, 2 * n))):
-            out[..., zd, yd, : h + 1] = spec[..., zs, ys, :]
-    return torch.fft.irfftn(out, s=(2 * n,) * 3, dim=(-3, -2, -1)) * 8.0
+from affinitomo.density.wedge import Wedge, wedge_filter
 
 
 class WedgeNorm:

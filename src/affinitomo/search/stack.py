@@ -26,12 +26,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from affinitomo.match.coarse import CoarseSearch, bin2, crop_centre, distinct
-from affinitomo.match.filters import apply_filter, filtered_scorer, upsample2, wedge_filter
-from affinitomo.match.refine import TemplateSupport, evaluate, posterior_mean_poses, refine_poses
+from affinitomo.density.filters import apply_filter
+from affinitomo.density.resample import bin2, crop_centre
+from affinitomo.density.resample import upsample2
+from affinitomo.density.score import FourierScorer
+from affinitomo.density.so3 import auto_angular_step, distinct, so3_grid
+from affinitomo.density.wedge import filtered_scorer, wedge_filter
 from affinitomo.progress import progress_bar
-from affinitomo.similarity.rotations import auto_angular_step, so3_grid
-from affinitomo.similarity.score import FourierScorer
+from affinitomo.search.coarse import CoarseSearch
+from affinitomo.search.refine import TemplateSupport, evaluate, posterior_mean_poses, refine_poses
 
 log = logging.getLogger(__name__)
 

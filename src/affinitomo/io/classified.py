@@ -46,15 +46,15 @@ class ClassifiedRun:
 
     @property
     def n_unknown(self) -> int:
-        from affinitomo.cluster.classify import UNKNOWN
+        from affinitomo.labels import UNKNOWN
 
         return int(np.sum(self.assigned == UNKNOWN))
 
 
 def write_classified(out_dir: str | Path, ids: np.ndarray, run: ClassifiedRun) -> list[Path]:
     """Write ``out_dir/cluster/classified.npz`` and ``classified.json`` (atomically)."""
-    from affinitomo.cluster.results import write_json
     from affinitomo.io.atomic import atomic_path
+    from affinitomo.io.results import write_json
 
     folder = Path(out_dir) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)

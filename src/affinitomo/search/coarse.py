@@ -1,10 +1,10 @@
 """Global search on maps of half the box (binned by 2, or the central crop): every particle against
 every template rotation of an SO(3) grid.
 
-Scores are the NCC of :mod:`.filters` at a few integer shifts around the box centre, computed as
+Scores are the NCC of :mod:`.wedge_norm` at a few integer shifts around the box centre, computed as
 one matrix product of normalised spectra (particle spectra times the shift phase, against the
 rotated template spectra), which is exactly the FFT cross-correlation of
-:class:`affinitomo.similarity.score.FourierScorer` at those shifts, without the cost of a full
+:class:`affinitomo.density.score.FourierScorer` at those shifts, without the cost of a full
 inverse FFT per (particle, rotation) pair.
 """
 
@@ -13,25 +13,11 @@ from __future__ import annotations
 import math
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from affinitomo.geometry import angular_distance
-from affinitomo.similarity.score import FourierScorer, rotate_volumes
+from affinitomo.density.score import FourierScorer, rotate_volumes
 
 #: Rotations per batch of rotated templates, and particles per batch of the product.
 ROTATION_CHUNK = 256
-
-
-def bin2(stack: torch.Tensor) -> torch.Tensor:
-    """Average 2x2x2 blocks of (B, n, n, n) volumes (n cropped to even)."""
-    even = stack.shape[-1] - stack.shape[-1] % 2
-    return F.avg_pool3d(stack[:, None, :even, :even, :even], kernel_size=2, stride=2)[:, 0]
-
-
-def crop_centre(stack: torch.Tensor, m: int) -> torch.Tensor:
-    """The central m^3 of (B, n, n, n) volumes, its centre voxel m // 2 at the box's n // 2."""
-    start = stack.shape[-1] // 2 - m // 2
-    return stack[..., start : start + m, start : start + m, start : start + m]
 
 
 def shift_offsets(radius: float) -> np.ndarray:
@@ -94,26 +80,3 @@ class CoarseSearch:
             rots = torch.cat([rots, idx], 1).gather(1, pick)
             shs = torch.cat([shs, arg_s], 1).gather(1, pick)
         return vals, rots, shs
-
-
-def distinct(grid: np.ndarray, values: np.ndarray, rots: np.ndarray, k: int, min_angle: float) -> np.ndarray:
-    """Columns (B, k) of the first ``k`` entries (sorted by value) at least ``min_angle`` apart; -1 = none."""
-    b, keep = rots.shape
-    chosen = np.full((b, k), -1, dtype=int)
-    count = np.zeros(b, dtype=int)
-    order = np.argsort(-values, axis=1)
-    rows = np.arange(b)
-    for j in range(keep):
-        col = order[:, j]
-        mats = grid[rots[rows, col]]
-        ok = count < k
-        for c in range(k):
-            has = chosen[:, c] >= 0
-            if has.any():
-                prev = grid[rots[rows[has], chosen[has, c]]]
-                near = np.zeros(b, dtype=bool)
-                near[has] = angular_distance(prev, mats[has]) < min_angle
-                ok &= ~near
-        chosen[rows[ok], count[ok]] = col[ok]
-        count += ok
-    return chosen

@@ -146,3 +146,8 @@ class FourierScorer:
         y, x = rem // n, rem % n
         shifts = torch.stack([self._signed[z], self._signed[y], self._signed[x]], dim=-1)
         return best, shifts
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> CUDA when present, else CPU."""
+    return str(default_device()) if name == "auto" else name

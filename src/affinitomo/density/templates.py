@@ -16,23 +16,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
+from affinitomo.density.ctf import CtfParameters
+from affinitomo.density.filters import background, lowpass, mass_radius
+from affinitomo.density.resample import resample_centred
 from affinitomo.errors import InputError
-from affinitomo.simulate.ctf import CtfParameters
-from affinitomo.similarity.maps import background, load_structure, lowpass, mass_radius, structure_files
+from affinitomo.io.structures import load_structure, structure_files
 
 log = logging.getLogger(__name__)
-
-
-def resample_centred(density: np.ndarray, voxel_size: float, new_voxel_size: float, box: int) -> np.ndarray:
-    """``density`` (voxel ``voxel_size``) on a ``box``^3 grid of ``new_voxel_size``, centre N//2 onto box//2."""
-    scale = new_voxel_size / voxel_size
-    c_in = np.array(density.shape, dtype=float) // 2
-    c_out = np.full(3, box // 2, dtype=float)
-    out = ndimage.affine_transform(density, np.full(3, scale), offset=c_in - scale * c_out,
-                                   output_shape=(box,) * 3, order=3, mode="constant", cval=0.0)
-    return out.astype(np.float32)
 
 
 def load_templates(folder: str | Path, voxel_size: float, box: int, resolution: float) -> tuple[list[str], np.ndarray, np.ndarray]:

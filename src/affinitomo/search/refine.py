@@ -1,12 +1,12 @@
 """Local refinement at full size: compass search over rotation and sub-voxel shift.
 
 For a particle ``q = W L p`` (unit norm) and a template ``u = L t``, the score of pose
-(A, t) is ``<q, A u shifted by t> / |W A u|`` (see :mod:`.filters`). The numerator samples
+(A, t) is ``<q, A u shifted by t> / |W A u|`` (see :mod:`.wedge_norm`). The numerator samples
 the particle at ``c + t + A x`` for the template's support points x (the voxels holding
 nearly all of its energy) (trilinear,
-``grid_sample`` on the particle upsampled by 2, :func:`.filters.upsample2`), so no rotated
+``grid_sample`` on the particle upsampled by 2, :func:`affinitomo.density.resample.upsample2`), so no rotated
 template is built; the denominator comes from
-:class:`.filters.WedgeNorm`. Each level moves every pose to the best of itself and its 6
+:class:`.wedge_norm.WedgeNorm`. Each level moves every pose to the best of itself and its 6
 rotation neighbours ``exp(+-h e_i) A`` and 6 shift neighbours ``t +- h' e_i``; a pose that
 does not improve halves h and h' (pattern search).
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from affinitomo.match.filters import WedgeNorm
+from affinitomo.search.wedge_norm import WedgeNorm
 
 #: Fraction of the template's energy kept in its support sphere.
 SUPPORT_ENERGY = 0.995
@@ -75,7 +75,7 @@ def _batched(q: torch.Tensor, support: TemplateSupport, a: torch.Tensor, t: torc
 def _axis_steps(h: torch.Tensor) -> torch.Tensor:
     """The 6 rotations exp(+-h_b e_i) per row, (B, 6, 3, 3), h in degrees.
 
-    Row-wise ``similarity.rotations.local_axis_steps(I, h_b)`` (same order), in torch.
+    Row-wise ``density.so3.local_axis_steps(I, h_b)`` (same order), in torch.
     """
     axes = torch.cat([torch.eye(3, device=h.device), -torch.eye(3, device=h.device)])  # (6, 3) rotation vectors
     vec = axes[None] * torch.deg2rad(h)[:, None, None]  # (B, 6, 3)

@@ -3,7 +3,7 @@
 Coarse to fine: a global near-uniform rotation grid scored on maps binned by 2 (at twice
 the resolution, where the grid may be twice as coarse), then the best few distinct
 rotations per reference refined on the full maps by a compass search of halving step.
-Translations come from one FFT cross-correlation per rotation (see :mod:`.score`).
+Translations come from one FFT cross-correlation per rotation (see :mod:`affinitomo.density.score`).
 
 Reusable for template matching: ``search_pose(subtomograms, template, ...)`` gives per
 subtomogram the score and the pose ``A`` (RELION convention, :mod:`affinitomo.geometry`)
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from affinitomo.density.filters import mass_radius
+from affinitomo.density.resample import bin2
+from affinitomo.density.score import FourierScorer, default_device, rotate_volumes
+from affinitomo.density.so3 import auto_angular_step, distinct, local_axis_steps, so3_grid
 from affinitomo.progress import progress_bar
-from affinitomo.similarity.maps import mass_radius
-from affinitomo.similarity.rotations import auto_angular_step, distinct_best, local_axis_steps, so3_grid
-from affinitomo.similarity.score import FourierScorer, default_device, rotate_volumes
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ def _as_stack(volumes: np.ndarray | torch.Tensor, device: torch.device) -> torch
     if t.ndim != 4 or len(set(t.shape[1:])) != 1:
         raise ValueError(f"expected cubic volumes (N, N, N) or a stack (M, N, N, N), got {tuple(t.shape)}")
     return t
-
-
-def _bin2(stack: torch.Tensor) -> torch.Tensor:
-    return F.avg_pool3d(stack[:, None], kernel_size=2, stride=2)[:, 0]
 
 
 def _global_scores(
@@ -163,7 +159,7 @@ def search_pose(
     use_coarse = coarse and n >= 32
     if use_coarse:
         even = n - n % 2
-        c_refs, c_mov = _bin2(refs[..., :even, :even, :even]), _bin2(mov[None, :even, :even, :even])[0]
+        c_refs, c_mov = bin2(refs[..., :even, :even, :even]), bin2(mov[None, :even, :even, :even])[0]
         c_vox, c_res = 2 * voxel_size, max(resolution, 4 * voxel_size)
     else:
         c_refs, c_mov, c_vox, c_res = refs, mov, voxel_size, resolution
@@ -179,7 +175,8 @@ def search_pose(
     mats = np.empty((len(refs), 3, 3))
     shifts = np.empty((len(refs), 3))
     for m in range(len(refs)):
-        picks = distinct_best(grid, coarse_scores[m], n_candidates, step)
+        picks = distinct(grid, coarse_scores[m][None], np.arange(len(grid))[None], n_candidates, step)[0]
+        picks = picks[picks >= 0]
         s, a, t = _refine(scorer, ref_spec[m : m + 1], mov, grid[picks], step, refine_levels)
         scores[m], mats[m], shifts[m] = s, a, t
     return PoseSearchResult(np.clip(scores, -1.0, 1.0), mats, shifts, float(step), len(grid))

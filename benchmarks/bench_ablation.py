@@ -13,14 +13,15 @@ known classes' particles labelled, 32^3 boxes inverted). ``--split`` picks the u
   ``similarity.matrix`` (the matrix the similarity stage computes from the known classes' maps, standing
   in for a given CSV). As in the workflow's template-free mode, each known class's reference is built
   from its labelled particles alone (``affinitomo references``: reference-free alignment) and the match
-  stage matches every particle against those references, without a CTF (they carry it); the cluster
-  stage takes the class of the best-matching reference (``known_from: scores``) and, by default, groups
-  on the references' scores alone (``latents: false``: the ``scores`` row);
+  stage matches every particle against those references, without a CTF (they carry it), and by default
+  groups on the references' scores alone (``latents: false``: the ``scores`` row);
 - ``template-free-realistic``: the same on the ``realistic`` tier's data (class references from the
   labels in place of the PDB templates).
 
 Rows (the stages' own library functions and CLIs, as benchmarks/bench_shrec.py calls them; in the
-template-free tier "template" means the class references):
+template-free tier "template" means the class references). In every row with scores, a particle the
+open set keeps among the known classes takes the class of its best-scoring template (``known_from:
+auto``); ``--cluster-options '{"known_from": "classifier"}'`` gives the kNN classifier's class instead:
 
 - ``tm``: template matching alone (best template, 'unknown' below the 5th percentile of labelled scores);
 - ``tm+classifier``: template scores only, through the cluster stage's classifier and clustering alone;
@@ -115,7 +116,7 @@ def prepare(work: Path, maps: Path, a: argparse.Namespace) -> dict[str, Path]:
 
 def write_matrix(p: dict[str, Path], kind: str, seed: int) -> Path:
     """The similarity matrix of a row: as computed, identity, or with its classes permuted."""
-    from affinitomo.similarity import read_similarity
+    from affinitomo.io.similarity import read_similarity
 
     if kind == "matrix":
         return p["matrix"]
@@ -153,7 +154,7 @@ def score_latents(p: dict[str, Path], out: Path) -> None:
     """latents.npz holding each particle's template scores (scores.csv of :func:`match_dir`) as its latents."""
     from affinitomo.io.latents import Latents, write_latents
     from affinitomo.io.particles import read_particles
-    from affinitomo.match.scores import read_scores
+    from affinitomo.io.scores import read_scores
 
     table = read_particles(p["extract"] / "particles.star")
     _, scores = read_scores(match_dir(p) / "scores.csv", table)
@@ -164,7 +165,7 @@ def score_latents(p: dict[str, Path], out: Path) -> None:
 def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[str, Any]:
     """Train (unless pca or scores), encode, embed, cluster and score one row."""
     from affinitomo.cluster.pipeline import StageOptions, run_cluster
-    from affinitomo.train.config import config_from_dict
+    from affinitomo.model.train_config import config_from_dict
 
     # latents and latents+scores share one model, its latents and UMAP
     out = p["tier"] / ("latents" if row == "latents+scores" else row)
@@ -194,7 +195,7 @@ def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[st
     summary = run_cluster(latents, embed / "embedding.csv", p["extract"] / "particles.star",
                           out / ("results_scores" if scores else "results"),
                           truth_path=p["data"] / "truth.star", matrix_path=matrix,
-                          options=StageOptions.from_dict({**stage_options(a, scores), "latents": row != "scores"},
+                          options=StageOptions.from_dict({**stage_options(a), "latents": row != "scores"},
                                                          "options"),
                           match_scores=tm / "scores.csv" if scores else None,
                           match_poses=tm / "particles.star" if scores else None,
@@ -203,10 +204,10 @@ def run_pipeline(p: dict[str, Path], row: str, a: argparse.Namespace) -> dict[st
     return {**summarise(summary["metrics"], known, unknown), "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def stage_options(a: argparse.Namespace, scores: bool) -> dict[str, Any]:
-    """The cluster stage's options as the workflow sets them: the tilt range's wedge and, in template-free
-    mode with the class references' scores, ``known_from: scores``; ``--cluster-options`` over them."""
-    values = {"align_wedge": [-60, 60], **({"known_from": "scores"} if scores and a.tier in DATA_OF else {})}
+def stage_options(a: argparse.Namespace) -> dict[str, Any]:
+    """The cluster stage's options as the workflow sets them (the tilt range's wedge; ``known_from: auto``, so
+    the best-scoring template or class reference gives the class); ``--cluster-options`` over them."""
+    values = {"align_wedge": [-60, 60]}
     return {**values, **json.loads(a.cluster_options)}
 
 

@@ -12,7 +12,7 @@ from affinitomo.cluster import run_cluster
 from affinitomo.cluster.features import FeatureSpace
 from affinitomo.errors import InputError
 from affinitomo.io.particles import read_particles
-from affinitomo.match.scores import read_scores, write_scores
+from affinitomo.io.scores import read_scores, write_scores
 from synthetic_latents import HELD_OUT, KNOWN, Synthetic, make_blobs, write_inputs
 
 
@@ -211,6 +211,31 @@ def test_known_from_scores_gives_each_kept_particle_its_best_scoring_class(weak,
                     matrix_path=paths["matrix"], options=options)
     with pytest.raises(InputError, match="known_from"):
         StageOptions.from_dict({"known_from": "templates"})
+
+
+def test_known_from_auto_takes_the_scores_when_given_else_the_classifier(weak, tmp_path):
+    """The default (auto): with template scores, the best-scoring class; without, the classifier's."""
+    from affinitomo.cluster.pipeline import StageOptions
+
+    syn, folder, paths, csvs = weak
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "auto",
+                matrix_path=paths["matrix"], truth_path=paths["truth"], match_scores=csvs)
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "knn",
+                matrix_path=paths["matrix"], truth_path=paths["truth"], match_scores=csvs,
+                options=StageOptions.from_dict({"known_from": "classifier"}))
+    auto = read_particles(tmp_path / "auto" / "particles.star")
+    _, scores = read_scores(csvs, auto)
+    a = auto["afmClassName"].to_numpy().astype(str)
+    unlabelled = auto["afmLabelled"].astype(int).to_numpy() == 0
+    kept = unlabelled & (a != "unknown")
+    assert list(a[kept]) == list(np.asarray(KNOWN)[scores[kept].argmax(axis=1)])
+    metrics = {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("auto", "knn")}
+    assert metrics["auto"]["open_set"]["known_class_from"] == "scores"
+    assert metrics["knn"]["open_set"]["known_class_from"] == "classifier"
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "none",
+                matrix_path=paths["matrix"], truth_path=paths["truth"])
+    none = json.loads((tmp_path / "none" / "metrics.json").read_text())
+    assert none["open_set"]["known_class_from"] == "classifier"
 
 
 def test_scores_alone_as_features_and_back_from_the_stored_classifier(weak, tmp_path):

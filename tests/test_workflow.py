@@ -118,7 +118,7 @@ def test_own_data_config_wires_given_files(tmp_path):
             in proc.stdout)
     assert "--templates results/references --out results/match/a" in proc.stdout
     assert "--match-scores results/match/a/scores.csv results/match/b/scores.csv" in proc.stdout
-    assert '"known_from": "scores"' in proc.stdout and '"latents": false' in proc.stdout  # the references decide
+    assert '"latents": false' in proc.stdout  # the references' scores alone
     ctf = write_config(tmp_path, data={"particles": "picks.star", "tomograms": ["tomos/a.mrc"], "truth": None},
                        similarity={"matrix": "matrix.csv"}, imaging={"model": "tiltseries", "ctf": True})
     proc = snakemake(tmp_path, ctf, "-n", "--cores", "1", "-p")
@@ -270,7 +270,7 @@ def test_demo_end_to_end_then_nothing_to_do(tmp_path):
     metrics = json.loads((free / "metrics.json").read_text())
     # measured 0.95, the tripod all unknown (docs/benchmarks.md, "Class references")
     assert metrics["f1_macro"] >= 0.90 and metrics["fates"]["tripod"]["assigned"].get("unknown", 0.0) >= 0.9
-    assert metrics["options"]["classify"]["known_from"] == "scores" and metrics["options"]["classify"]["latents"] is False
+    assert metrics["open_set"]["known_class_from"] == "scores" and metrics["options"]["classify"]["latents"] is False
     # apply.from of that run matches new particles against its references, with its recorded settings
     data = {"particles": "data/demo/particles.star", "tomograms": ["data/demo/tomograms/tomo01.mrc"],
             "truth": None}

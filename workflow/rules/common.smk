@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from affinitomo.errors import InputError
-from affinitomo.extract import find_tomograms
+from affinitomo.io.tomograms import find_tomograms
 from affinitomo.options import read_config_file
 
 
@@ -27,7 +27,7 @@ def section_options(section: str) -> None:
     typo stops the workflow when it is parsed, before any job runs; InputError naming section.key."""
     from affinitomo.cluster.pipeline import StageOptions
     from affinitomo.embed import EmbedOptions
-    from affinitomo.train.config import config_from_dict
+    from affinitomo.model.train_config import config_from_dict
 
     parse = {"train": config_from_dict, "embed": EmbedOptions.from_dict, "cluster": StageOptions.from_dict}[section]
     values = json.loads(cluster_options()) if section == "cluster" else config[section]
@@ -324,8 +324,7 @@ def options(section: str) -> str:
 
 def cluster_options(step: str = "all") -> str:
     """config cluster as JSON, with the imaging's tilt range as the alignment's missing wedge unless given,
-    and in template-free mode ``known_from: scores`` and ``latents: false`` unless given (README,
-    "Template-free mode"). ``step``: "classify" leaves out the align_* keys (read by `affinitomo average`
+    and in template-free mode ``latents: false`` unless given (README, "Template-free mode"). ``step``: "classify" leaves out the align_* keys (read by `affinitomo average`
     only), "average" keeps only them and seed, so that an option reruns only the steps that read it."""
     if step != "all":
         values = json.loads(cluster_options())
@@ -333,9 +332,8 @@ def cluster_options(step: str = "all") -> str:
             lambda k: k.startswith("align_") or k == "seed")
         return json.dumps({k: v for k, v in values.items() if keep(k)}, sort_keys=True)
     values = dict(config["cluster"])
-    if use_references() and use_matching():  # template-free: the class of the best-matching class reference,
-        values.setdefault("known_from", "scores")  # on the references' scores alone (docs/benchmarks.md, "Ablation")
-        values.setdefault("latents", False)
+    if use_references() and use_matching():  # template-free: classify and group on the class references'
+        values.setdefault("latents", False)  # scores alone (docs/benchmarks.md, "Ablation")
     if "align_wedge" not in values and not values.get("align_no_wedge"):
         values["align_wedge"] = [config["imaging"]["tilt_min"], config["imaging"]["tilt_max"]]
     return json.dumps(values, sort_keys=True)

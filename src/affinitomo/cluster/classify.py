@@ -57,11 +57,10 @@ from typing import Any
 import numpy as np
 
 from affinitomo.errors import InputError
+from affinitomo.labels import UNKNOWN
 from affinitomo.options import from_known_keys
 
 log = logging.getLogger(__name__)
-
-UNKNOWN = "unknown"
 
 
 @dataclass
@@ -76,7 +75,9 @@ class ClassifyOptions:
     folds: int = 5
     neighbours: bool = True  # second open-set test: few labelled particles among the neighbours
     neighbours_k: int | None = None  # None: round(10 / labelled fraction), clipped to [10, 100]
-    known_from: str = "classifier"  # or "scores": a particle kept among the known classes takes its best-scoring one
+    # which known class a particle the open set keeps gets: "scores" its best-scoring template or class reference
+    # (multi-reference classification), "classifier" the classifier's; "auto": scores when given, else the classifier
+    known_from: str = "auto"
     latents: bool = True  # false: classify and group on the template (or class-reference) scores alone
     seed: int = 0
 
@@ -91,8 +92,8 @@ class ClassifyOptions:
             raise InputError(source, "folds", "an integer >= 2")
         if opts.n_neighbors < 1:
             raise InputError(source, "n_neighbors", "an integer >= 1")
-        if opts.known_from not in ("classifier", "scores"):
-            raise InputError(source, "known_from", f"'classifier' or 'scores', got {opts.known_from!r}")
+        if opts.known_from not in ("auto", "classifier", "scores"):
+            raise InputError(source, "known_from", f"'auto', 'classifier' or 'scores', got {opts.known_from!r}")
         if opts.neighbours_k is not None and (not isinstance(opts.neighbours_k, int) or opts.neighbours_k < 1):
             raise InputError(source, "neighbours_k", "a positive integer or null")
         return opts

@@ -29,12 +29,15 @@ import pandas as pd
 
 from affinitomo.averaging.align import AlignOptions
 from affinitomo.cluster.classifier_file import NAME as CLASSIFIER_NAME
-from affinitomo.cluster.classify import UNKNOWN, ClassifyOptions, OpenSetClassifier
+from affinitomo.cluster.classify import ClassifyOptions, OpenSetClassifier
 from affinitomo.cluster.features import FeatureSpace
-from affinitomo.cluster.clustering import ClusterOptions, group_particles
-from affinitomo.embed import labelled_mask, read_embedding
-from affinitomo.io.latents import align_to_table, read_latents
+from affinitomo.cluster.inputs import read_matrix
 from affinitomo.errors import InputError
+from affinitomo.grouping import ClusterOptions, group_particles
+from affinitomo.io.embedding import read_embedding
+from affinitomo.io.latents import align_to_table, read_latents
+from affinitomo.labels import UNKNOWN
+from affinitomo.labels import labelled_mask
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +61,6 @@ class StageOptions:
                      for part, names in zip(parts, keys)))
 
 
-def read_matrix(matrix_path: str | Path | None) -> tuple[list[str], np.ndarray] | None:
-    """(class names, matrix) of the similarity CSV, or None."""
-    if matrix_path is None:
-        return None
-    from affinitomo.similarity.matrix_io import read_similarity
-
-    names, matrix = read_similarity(matrix_path)
-    return list(names), np.asarray(matrix, dtype=float)
-
-
 def known_class_order(labels: np.ndarray, matrix_names: list[str] | None, particles_path: Any,
                       matrix_path: Any = None) -> list[str]:
     """Known classes in matrix order (labels must be matrix classes), else sorted label names."""
@@ -88,65 +81,6 @@ def embedding_for(table: pd.DataFrame, embedding_path: str | Path, particles_pat
 
     pos = rows_for_table(emb["afmParticleId"], table, embedding_path, "an embedding", particles_path)
     return emb[["UMAP0", "UMAP1"]].to_numpy(float)[pos]
-
-
-def truth_for(table: pd.DataFrame, truth_path: str | Path, particles_path: Any = "the particle table") -> pd.DataFrame:
-    """Truth rows matched to the table by afmParticleId (NaN / '' where absent).
-
-    The ids alone could match a truth table of other data (ids are often 0..N-1), so every
-    matched row must also name the same tomogram and lie at the same place: within one voxel,
-    in Å where both tables give pixel sizes (the extracted table's coordinates are binned),
-    else in pixels. InputError naming the truth file and the first particle that differs.
-    """
-    from affinitomo.io.particles import read_particles
-
-    truth = read_particles(truth_path)
-    cols = ["afmParticleId", "afmClassName"] + [c for c in ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
-                                                if c in truth.columns]
-    pos = pd.Index(truth["afmParticleId"].to_numpy(np.int64)).get_indexer(table["afmParticleId"].to_numpy(np.int64))
-    _check_truth_places(table, truth, pos, truth_path, particles_path)
-    matched = pd.DataFrame({c: truth[c].to_numpy()[np.maximum(pos, 0)] for c in cols})
-    matched.loc[pos < 0, cols[1:]] = np.nan
-    matched["afmParticleId"] = table["afmParticleId"].to_numpy()
-    matched["afmClassName"] = matched["afmClassName"].fillna("").astype(str)
-    n_missing = int((matched["afmClassName"] == "").sum())
-    if n_missing == len(table):
-        raise InputError(truth_path, "afmParticleId", "true classes for the particles (no afmParticleId matched)")
-    if n_missing:
-        log.warning("%d particles have no true class in %s and are not evaluated", n_missing, truth_path)
-    return matched
-
-
-def _check_truth_places(table: pd.DataFrame, truth: pd.DataFrame, pos: np.ndarray, truth_path: Any,
-                        particles_path: Any) -> None:
-    """InputError unless each truth row matched by id has the table row's tomogram and position."""
-    from affinitomo.io.particles import COORDS
-
-    rows = np.flatnonzero(pos >= 0)
-    mine, theirs = table.iloc[rows], truth.iloc[pos[rows]]
-    ids = mine["afmParticleId"].to_numpy()
-    names = mine["rlnTomoName"].astype(str).to_numpy(), theirs["rlnTomoName"].astype(str).to_numpy()
-    other = np.flatnonzero(names[0] != names[1])
-    if other.size:
-        i = other[0]
-        raise InputError(truth_path, "rlnTomoName", f"the tomogram of each particle of {particles_path}; "
-                                                    f"{other.size} of {rows.size} particles matched by id are in "
-                                                    f"another, e.g. afmParticleId {ids[i]} in '{names[1][i]}', "
-                                                    f"not '{names[0][i]}' (a truth table of other data?)")
-    px = mine["afmPixelSize"].to_numpy(float), theirs["afmPixelSize"].to_numpy(float)
-    in_angstrom = np.isfinite(px[0]) & np.isfinite(px[1])
-    scale = np.where(in_angstrom, px[0], 1.0), np.where(in_angstrom, px[1], 1.0)
-    xyz = mine[COORDS].to_numpy(float) * scale[0][:, None], theirs[COORDS].to_numpy(float) * scale[1][:, None]
-    tolerance = np.maximum(scale[0], scale[1])  # one voxel of the coarser grid
-    apart = np.linalg.norm(xyz[0] - xyz[1], axis=1)
-    off = np.flatnonzero(apart > tolerance)
-    if off.size:
-        i = off[0]
-        unit = "Å" if in_angstrom[i] else "pixels"
-        raise InputError(truth_path, "rlnCoordinateX/Y/Z",
-                         f"the position of each particle of {particles_path} (within one voxel); {off.size} of "
-                         f"{rows.size} particles matched by id lie elsewhere, e.g. afmParticleId {ids[i]} is "
-                         f"{apart[i]:.3g} {unit} away (a truth table of other data, or of other coordinates?)")
 
 
 @dataclass
@@ -205,7 +139,9 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
         pool_rows[~labelled] = int(labelled.sum()) + np.arange(int((~labelled).sum()))
     pred = clf.predict(mu, pool_rows)
     assigned = np.asarray(pred.label, dtype=object)
-    if clf.options.known_from == "scores":
+    from_scores = clf.options.known_from == "scores" or (clf.options.known_from == "auto" and values is not None
+                                                         and scores_for_every_class(names, trained, scores_path))
+    if from_scores:
         assigned = best_scoring_class(assigned, trained, names, values, scores_path)
     assigned[labelled] = labels[labelled]  # the user's labels stand for the particles they labelled
     confidence = np.where(labelled, 1.0, pred.confidence)
@@ -213,14 +149,26 @@ def classify(mu: np.ndarray, labels: np.ndarray, labelled: np.ndarray, known: li
     if stored is not None:
         calibration["applied_from"] = str(stored["path"])
     calibration["features"] = space.describe()
+    calibration["known_class_from"] = "scores" if from_scores else "classifier"
     return Classified(assigned, confidence, pred.distance, calibration, known, trained, clf, mu, space)
+
+
+def scores_for_every_class(names: list[str] | None, trained: list[str], source: Any) -> bool:
+    """Whether every trained class has a score column (``known_from: auto`` takes the scores only then;
+    otherwise a class without a template could never be given, and the classifier decides)."""
+    missing = sorted(set(trained) - set(names or []))
+    if missing:
+        log.warning("%s: no template scores for the classes %s: the classifier gives the known classes "
+                    "(known_from: auto)", source, missing)
+    return not missing
 
 
 def best_scoring_class(assigned: np.ndarray, trained: list[str], names: list[str] | None,
                        values: np.ndarray | None, source: Any) -> np.ndarray:
     """``assigned`` with every row kept among the known classes given the trained class whose score
-    is highest (``known_from: scores``: multi-reference classification, for scores against class
-    references built from the data; the open set still decides what is unknown)."""
+    is highest (``known_from: scores``, and ``auto`` with scores: multi-reference classification against
+    the templates or the class references; the open set still decides what is unknown). On the ablation
+    set it beat the kNN classifier's class on every tier and split measured (docs/benchmarks.md, "Ablation")."""
     if values is None:
         raise InputError(source, "known_from", "template or class-reference scores (--match-scores) for "
                                                "known_from: scores")
@@ -244,22 +192,6 @@ def _check_finite(features: np.ndarray, source: Any) -> np.ndarray:
     return features
 
 
-def latent_prior(mu: np.ndarray, names: np.ndarray, matrix: tuple[list[str], np.ndarray],
-                 basis: str) -> dict[str, Any]:
-    """Spearman rho between the matrix and the cosine similarity of class-mean latents (plus both matrices)."""
-    from affinitomo.train.prior_check import class_mean_cosine, prior_spearman
-
-    classes, m = matrix
-    index = {c: i for i, c in enumerate(classes)}
-    idx = np.array([index.get(str(c), -1) for c in names], dtype=np.int64)
-    rho = prior_spearman(mu, idx, m)
-    cos = class_mean_cosine(np.asarray(mu, float), idx, len(classes))
-    present = [i for i in range(len(classes)) if (idx == i).any()]
-    return {"rho": None if not np.isfinite(rho) else float(rho), "basis": basis,
-            "names": [classes[i] for i in present], "matrix": m[np.ix_(present, present)],
-            "cosine": cos[np.ix_(present, present)]}
-
-
 def _check_file(path: Any, what: str) -> None:
     if path is not None and not Path(path).is_file():
         raise InputError(path, None, f"the {what} file (not found)")
@@ -271,7 +203,7 @@ def classify_particles(latents_path: str | Path, embedding_path: str | Path, par
                        match_scores: str | Path | list[str | Path] | None = None,
                        trust_pickle: bool = False) -> list[Path]:
     """The classify step: open-set classification and grouping, written to ``out_dir/cluster/``
-    (:mod:`affinitomo.cluster.classified`) and, when a classifier was fitted or given,
+    (:mod:`affinitomo.io.classified`) and, when a classifier was fitted or given,
     ``out_dir/classifier.npz``. Returns the files written.
 
     ``match_scores``: ``scores.csv`` of the match stage (one, or one per tomogram): the template
@@ -279,8 +211,8 @@ def classify_particles(latents_path: str | Path, embedding_path: str | Path, par
     ``classifier_path`` may be a classifier.pkl of the older pickle format (it is read, and
     written as classifier.npz). Every input is read and checked before any output.
     """
-    from affinitomo.cluster.classified import ClassifiedRun, write_classified
     from affinitomo.cluster.classifier_file import load_classifier, save_classifier
+    from affinitomo.io.classified import ClassifiedRun, write_classified
     from affinitomo.io.particles import read_particles
 
     options = options or StageOptions(ClusterOptions(), ClassifyOptions())
@@ -295,7 +227,7 @@ def classify_particles(latents_path: str | Path, embedding_path: str | Path, par
                                                         f"particles have none")
     scores = None
     if match_scores:
-        from affinitomo.match.scores import read_scores
+        from affinitomo.io.scores import read_scores
 
         scores = read_scores(match_scores, table, particles_path)
     matrix = read_matrix(matrix_path)

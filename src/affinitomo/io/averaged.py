@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from affinitomo.errors import InputError
+from affinitomo.io.results import step_files
 
 
 FOLDER = "average"
@@ -35,11 +36,7 @@ class AveragedRun:
 
 def read_averaged(out_dir: str | Path, n_rows: int) -> AveragedRun:
     """The average step's ``average/poses.npz`` and ``average/average.json`` in ``out_dir``."""
-    folder = Path(out_dir) / FOLDER
-    path, info_path = folder / ARRAYS, folder / INFO
-    for p in (path, info_path):
-        if not p.is_file():
-            raise InputError(p, None, "the average step's output ('affinitomo average --out' this folder)")
+    path, info_path = step_files(out_dir, FOLDER, (ARRAYS, INFO), "average")
     with np.load(path, allow_pickle=False) as npz:
         for key in ("assigned", "numbers", "clusters", "pose_source"):
             if key not in npz.files or len(npz[key]) != n_rows:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from affinitomo.errors import InputError
+from affinitomo.io.results import step_files
 
 FOLDER = "cluster"
 ARRAYS = "classified.npz"
@@ -73,11 +74,7 @@ def write_classified(out_dir: str | Path, ids: np.ndarray, run: ClassifiedRun) -
 
 def read_classified(out_dir: str | Path, table: pd.DataFrame, table_path: Any = None) -> ClassifiedRun:
     """The classify step's output in ``out_dir``, checked against ``table`` (same particles, same order)."""
-    folder = Path(out_dir) / FOLDER
-    path, info_path = folder / ARRAYS, folder / INFO
-    for p in (path, info_path):
-        if not p.is_file():
-            raise InputError(p, None, "the classify step's output ('affinitomo cluster --out' this folder)")
+    path, info_path = step_files(out_dir, FOLDER, (ARRAYS, INFO), "cluster")
     with np.load(path, allow_pickle=False) as npz:
         missing = [k for k in _KEYS if k not in npz.files]
         if missing:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
 from affinitomo.labels import safe_name
 
@@ -80,3 +81,13 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
     return path
+
+
+def step_files(out_dir: str | Path, folder: str, names: tuple[str, str], verb: str) -> tuple[Path, Path]:
+    """The arrays and JSON file one cluster-stage step wrote under ``out_dir/folder``, checked to exist."""
+    base = Path(out_dir) / folder
+    paths = (base / names[0], base / names[1])
+    for p in paths:
+        if not p.is_file():
+            raise InputError(p, None, f"the {verb} step's output ('affinitomo {verb} --out' this folder)")
+    return paths

@@ -159,9 +159,9 @@ def test_bad_inputs_write_nothing(tmp_path, synthetic):
     # stack with the wrong number of rows
     np.save(tmp_path / "in" / "stack.npy", np.zeros((3, 4, 4, 4), np.float32))
     with pytest.raises(InputError, match="subtomograms"):
-        from affinitomo.averaging.averages import open_stack
+        from affinitomo.io.stacks import open_stacks
 
-        open_stack(tmp_path / "in" / "stack.npy", len(synthetic.mu))
+        open_stacks(tmp_path / "in" / "stack.npy", len(synthetic.mu))
     _assert_empty(out)
 
 

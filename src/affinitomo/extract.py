@@ -128,6 +128,7 @@ class _TomogramPlan:
     starts: np.ndarray  # (n, 3) region start (z, y, x) in unbinned voxels
     edge: np.ndarray  # (n,) box reaches past an edge
     keep: np.ndarray  # (n,) extracted
+    shape: tuple[int, int, int]  # (z, y, x) voxels of the tomogram
 
 
 def _plan(table: pd.DataFrame, tomograms: dict[str, Path], opts: ExtractionOptions, pixel_size: float | None) -> list[_TomogramPlan]:
@@ -165,7 +166,8 @@ def _plan(table: pd.DataFrame, tomograms: dict[str, Path], opts: ExtractionOptio
         edge = ((starts < 0) | (starts + region > shape)).any(axis=1)
         order = np.lexsort((starts[:, 2], starts[:, 1], starts[:, 0]))
         keep = ~edge if opts.edge == "skip" else np.ones(len(rows), bool)
-        plans.append(_TomogramPlan(name, path, px, rows[order], starts[order], edge[order], keep[order]))
+        plans.append(_TomogramPlan(name, path, px, rows[order], starts[order], edge[order], keep[order],
+                                   tuple(int(s) for s in shape)))
         del data
     return plans
 
@@ -188,14 +190,11 @@ def _pixel_size(path: Path, header: float | None, given: float | None, table: np
 def _output_table(table: pd.DataFrame, plans: list[_TomogramPlan], kept_rows: np.ndarray, opts: ExtractionOptions) -> pd.DataFrame:
     edge = np.zeros(len(table), dtype=np.int64)
     px = np.full(len(table), np.nan)
+    sizes = np.full((len(table), 3), np.nan)
     for p in plans:
         edge[p.rows] = p.edge.astype(np.int64)
         px[p.rows] = p.pixel_size
-    sizes = np.full((len(table), 3), np.nan)
-    for p in plans:
-        data, _ = open_volume(p.path)
-        sizes[p.rows] = np.array(data.shape[::-1], dtype=float) / opts.binning  # x, y, z in output pixels
-        del data
+        sizes[p.rows] = np.array(p.shape[::-1], dtype=float) / opts.binning  # x, y, z in output pixels
     out = table.iloc[kept_rows].copy()
     out[COORDS] = out[COORDS].to_numpy(float) / opts.binning
     out["afmPixelSize"] = px[kept_rows] * opts.binning

@@ -13,15 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from affinitomo.geometry import rotate_volume
-from affinitomo.io.stacks import StackRows, open_stacks
+from affinitomo.io.stacks import open_stacks
 from affinitomo.io.volumes import write_volume
 
 log = logging.getLogger(__name__)
-
-
-def open_stack(path: str | Path | list[str | Path], n_rows: int) -> StackRows:
-    """Memory-map ``subtomos.npy`` (or several, one per tomogram, in table order); check ``n_rows`` rows."""
-    return open_stacks(path, n_rows)
 
 
 def class_averages(stack: np.ndarray, groups: np.ndarray, rotations: np.ndarray | None = None,
@@ -55,7 +50,7 @@ def write_averages(out_dir: Path, stack_path: str | Path | list[str | Path], num
     """Write ``out_dir/averages/<name>.mrc`` for every numbered group."""
     from affinitomo.labels import safe_name
 
-    stack = open_stack(stack_path, len(numbers))
+    stack = open_stacks(stack_path, len(numbers))
     averages = class_averages(stack, numbers, rotations)
     folder = out_dir / "averages"
     paths = []

@@ -46,7 +46,7 @@ def moved_clusters(clusters: np.ndarray, before: np.ndarray, after: np.ndarray, 
 def check_average_inputs(particles_path: str | Path, stack_path: str | Path | list[str | Path] | None,
                          match_poses: str | Path | list[str | Path] | None) -> None:
     """Read and check the average step's own inputs (the stack's rows, the match poses)."""
-    from affinitomo.averaging.averages import open_stack
+    from affinitomo.io.stacks import open_stacks
     from affinitomo.averaging.poses import read_match_poses
     from affinitomo.io.particles import read_particles
 
@@ -56,7 +56,7 @@ def check_average_inputs(particles_path: str | Path, stack_path: str | Path | li
             raise InputError(s, None, "the subtomogram stack file (not found)")
     table = read_particles(particles_path)
     if stack_path is not None:
-        open_stack(stack_path, len(table))
+        open_stacks(stack_path, len(table))
     if match_poses:
         read_match_poses(match_poses, table, particles_path)
 
@@ -71,7 +71,8 @@ def average_groups(latents_path: str | Path, particles_path: str | Path, out_dir
     pose of :func:`~affinitomo.averaging.poses.combine_poses`; the regrouping takes the clustering's
     options from the classify step (``cluster/classified.json``).
     """
-    from affinitomo.averaging.averages import open_stack, write_averages
+    from affinitomo.averaging.averages import write_averages
+    from affinitomo.io.stacks import open_stacks
     from affinitomo.averaging.poses import combine_poses, read_match_poses
     from affinitomo.geometry import euler_to_matrix, matrix_to_euler
     from affinitomo.grouping import ClusterOptions
@@ -92,7 +93,7 @@ def average_groups(latents_path: str | Path, particles_path: str | Path, out_dir
     cluster_options = ClusterOptions.from_dict(cl.options["cluster"], Path(out_dir) / "cluster")
     latents = align_to_table(read_latents(latents_path), table, latents_path, particles_path)
     matched = read_match_poses(match_poses, table, particles_path) if match_poses else None
-    stack = open_stack(stack_path, len(table)) if stack_path is not None else None
+    stack = open_stacks(stack_path, len(table)) if stack_path is not None else None
     labelled = labelled_mask(table)
     labels = table["afmClassName"].fillna("").astype(str).str.strip().to_numpy()
     assigned, clusters, points = cl.assigned, cl.clusters.copy(), cl.points

@@ -41,10 +41,9 @@ import pandas as pd
 
 from affinitomo.density.masks import spherical_mask
 from affinitomo.errors import InputError
-from affinitomo.io.atomic import atomic_path
 from affinitomo.io.pages import PageBudget
-from affinitomo.io.particles import COORDS, TOMO_SIZE, canonicalise, with_centred, write_particles
-from affinitomo.io.subtomos import CHUNK_BYTES, ExtractionOptions, drop_stack_rows, normalise_boxes
+from affinitomo.io.particles import COORDS, TOMO_SIZE, canonicalise, with_centred
+from affinitomo.io.subtomos import CHUNK_BYTES, ExtractionOptions, normalise_boxes, write_extracted
 from affinitomo.io.volumes import open_volume
 from affinitomo.progress import progress_bar
 
@@ -99,19 +98,9 @@ def extract_subtomograms(
     out_index[kept_rows] = np.arange(len(kept_rows))
 
     result = _output_table(table, plans, kept_rows, opts)
-    created = not out_dir.exists()
-    try:
-        with atomic_path(out_dir / "subtomos.npy") as tmp_stack, atomic_path(out_dir / "particles.star") as tmp_star:
-            bad = _write_stack(tmp_stack, plans, out_index, len(kept_rows), opts, progress)
-            if bad.any():
-                _report_non_finite(plans, out_index, bad)
-                drop_stack_rows(tmp_stack, ~bad)
-                result = result[~bad].reset_index(drop=True)
-            write_particles(tmp_star, result)
-    except BaseException:
-        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
+    result = write_extracted(out_dir, result,
+                             lambda tmp: _write_stack(tmp, plans, out_index, len(kept_rows), opts, progress),
+                             lambda bad: _report_non_finite(plans, out_index, bad))
     log.info("wrote %d subtomograms of %d^3 to %s", len(result), opts.box, out_dir / "subtomos.npy")
     return result
 

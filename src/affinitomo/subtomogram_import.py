@@ -36,9 +36,8 @@ import starfile
 
 from affinitomo.density.masks import spherical_mask
 from affinitomo.errors import InputError
-from affinitomo.io.atomic import atomic_path
-from affinitomo.io.particles import COORDS, STRING_COLUMNS, canonicalise, write_particles
-from affinitomo.io.subtomos import CHUNK_BYTES, ExtractionOptions, drop_stack_rows, normalise_boxes
+from affinitomo.io.particles import COORDS, STRING_COLUMNS, canonicalise
+from affinitomo.io.subtomos import CHUNK_BYTES, ExtractionOptions, normalise_boxes, write_extracted
 from affinitomo.io.volumes import MRC_SUFFIXES, open_mrc
 from affinitomo.progress import progress_bar
 
@@ -118,23 +117,15 @@ def import_subtomograms(
     table = _output_table(source, rows, n_out, out_px, padded=resize == "crop" and n_out > n_in)
 
     out_dir = Path(out_dir)
-    created = not out_dir.exists()
-    try:
-        with atomic_path(out_dir / "subtomos.npy") as tmp_stack, atomic_path(out_dir / "particles.star") as tmp_star:
-            bad = _write_stack(tmp_stack, source, rows, volumes, n_in, px, out_px, opts, resize, progress)
-            if bad.any():
-                if bad.all():
-                    raise InputError(source.path, "voxels", f"finite voxels in at least one subtomogram; all {bad.size} hold NaN or Inf")
-                names = [str(source.files[r]) for r in rows[bad][:5]]
-                log.warning("skipped %d of %d subtomograms holding non-finite voxels (NaN or Inf), e.g. %s; they are "
-                            "absent from the stack and the table", int(bad.sum()), bad.size, names)
-                drop_stack_rows(tmp_stack, ~bad)
-                table = table[~bad].reset_index(drop=True)
-            write_particles(tmp_star, table)
-    except BaseException:
-        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
+    def non_finite(bad: np.ndarray) -> None:
+        if bad.all():
+            raise InputError(source.path, "voxels", f"finite voxels in at least one subtomogram; all {bad.size} hold NaN or Inf")
+        names = [str(source.files[r]) for r in rows[bad][:5]]
+        log.warning("skipped %d of %d subtomograms holding non-finite voxels (NaN or Inf), e.g. %s; they are "
+                    "absent from the stack and the table", int(bad.sum()), bad.size, names)
+
+    table = write_extracted(out_dir, table, lambda tmp: _write_stack(tmp, source, rows, volumes, n_in, px, out_px, opts,
+                                                                     resize, progress), non_finite)
     log.info("wrote %d subtomograms of %d^3 from %s to %s", len(table), n_out, source.path, out_dir / "subtomos.npy")
     return table
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from affinitomo.errors import InputError
 from affinitomo.io.atomic import atomic_path
+from affinitomo.io.particles import write_particles
 
 
 EDGE_MODES = ("pad", "skip")
@@ -93,3 +96,27 @@ def drop_stack_rows(path: Path, keep: np.ndarray) -> None:
         dst.flush()
         del dst
     del src
+
+
+def write_extracted(out_dir: Path, table: pd.DataFrame, write_stack: Callable[[Path], np.ndarray],
+                    on_non_finite: Callable[[np.ndarray], None]) -> pd.DataFrame:
+    """Write ``out_dir/subtomos.npy`` and ``out_dir/particles.star`` together, atomically; return the table.
+
+    ``write_stack(path)`` writes the stack (row i = ``table`` row i) and returns a boolean per row, True where
+    the box holds NaN or Inf; those rows leave stack and table after ``on_non_finite(bad)`` (which reports
+    them, or raises). A folder made here is removed again when nothing could be written.
+    """
+    created = not out_dir.exists()
+    try:
+        with atomic_path(out_dir / "subtomos.npy") as tmp_stack, atomic_path(out_dir / "particles.star") as tmp_star:
+            bad = write_stack(tmp_stack)
+            if bad.any():
+                on_non_finite(bad)
+                drop_stack_rows(tmp_stack, ~bad)
+                table = table[~bad].reset_index(drop=True)
+            write_particles(tmp_star, table)
+    except BaseException:
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    return table

@@ -236,6 +236,13 @@ def test_known_from_auto_takes_the_scores_when_given_else_the_classifier(weak, t
                 matrix_path=paths["matrix"], truth_path=paths["truth"])
     none = json.loads((tmp_path / "none" / "metrics.json").read_text())
     assert none["open_set"]["known_class_from"] == "classifier"
+    # scores for all but one known class: that class could never be given, so the classifier decides
+    ids = syn.table["afmParticleId"].to_numpy()
+    part = write_scores(tmp_path / "part.csv", ids, KNOWN[:-1], informative_scores(syn)[:, :-1])
+    run_cluster(paths["latents"], paths["embedding"], paths["particles"], tmp_path / "part",
+                matrix_path=paths["matrix"], truth_path=paths["truth"], match_scores=[part])
+    partial = json.loads((tmp_path / "part" / "metrics.json").read_text())
+    assert partial["open_set"]["known_class_from"] == "classifier"
 
 
 def test_scores_alone_as_features_and_back_from_the_stored_classifier(weak, tmp_path):
